@@ -1,0 +1,1 @@
+"""The PESTO service runtime: a bottle app served by waitress."""

@@ -1,0 +1,1 @@
+"""pytest plugin: `pytest --pesto-image=NAME:TAG` tests a PESTO service image."""

@@ -84,16 +84,24 @@ class Registry:
 
 
 def _collect(hook: pluggy.HookCaller, kind: str) -> dict:
+    """What every plugin registers, in registration order: the built-ins first.
+
+    Each plugin is called on its own, so that a name registered twice is reported with both
+    plugins named.
+    """
     found: dict = {}
+    owners: dict[str, str] = {}
+    for impl in hook.get_hookimpls():
 
-    def register(item) -> None:
-        if item.name in found:
-            raise PestoError(
-                f"two plugins register a {kind} named {item.name!r}; uninstall one of them"
-            )
-        found[item.name] = item
+        def register(item, plugin: str = impl.plugin_name) -> None:
+            if item.name in found:
+                raise PestoError(
+                    f"the {kind} {item.name!r} is registered by two plugins, "
+                    f"{owners[item.name]!r} and {plugin!r}; uninstall one of them"
+                )
+            found[item.name], owners[item.name] = item, plugin
 
-    hook(register=register)
+        impl.function(register=register)
     return found
 
 

@@ -6,6 +6,7 @@ One object serves both directions and both sides, so they can never disagree on 
 """
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ class PayloadType:
     `name` is the key that schemas use: `#/definitions/<name>` for a definition type
     (`Image`), or the JSON-schema `type` for a primitive (`integer`). `definition` is the JSON
     schema put under `definitions` (None for primitives). `extensions` are the test-file
-    suffixes this type reads; the first one is what it writes.
+    suffixes this type reads; the first one is what it writes. `items` is the type of one
+    item when this type is an array of another (`Images` of `Image`), else None.
     """
 
     name: str
@@ -62,6 +64,7 @@ class PayloadType:
     media_type: str = "application/json"
     description: str = ""
     extra: dict = field(default_factory=dict)
+    items: "PayloadType | None" = None
 
     # -- runtime ---------------------------------------------------------------------------
     def decode(self, value: JSON, settings: DecodeSettings) -> Any:
@@ -70,7 +73,7 @@ class PayloadType:
 
     def encode(self, value: Any) -> JSON:
         """Turn what `process()` returned into a JSON-serialisable answer value."""
-        return value
+        return plain_json(value)
 
     def to_result(self, value: JSON) -> Result:
         """An encoded answer value as a standalone document (stateful jobs' result content)."""
@@ -99,3 +102,106 @@ class PayloadType:
         from pesto_pack.types.compare import compare_json
 
         return compare_json(expected, actual, tolerance)
+
+
+def plain_json(value: Any) -> JSON:
+    """`value` with numpy scalars and arrays, tuples and mappings made plain JSON values.
+
+    Users' `process()` often returns `numpy.float32(0.5)` or a tuple; `json.dumps` refuses them.
+    """
+    if isinstance(value, Mapping):
+        return {str(key): plain_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(item) for item in value]
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # numpy, without importing it
+        return plain_json(value.tolist())
+    return value
+
+
+def json_type_name(value: Any) -> str:
+    """How an error names a value's type: in JSON's words for JSON values (`array`, not `list`)."""
+    for kind, name in _JSON_TYPE_NAMES:
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+_JSON_TYPE_NAMES = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (type(None), "null"),
+    (Mapping, "object"),
+    (list, "array"),
+)
+
+
+@dataclass
+class ListType(PayloadType):
+    """An array of another type (`Images` of `Image`): each item goes through `items`.
+
+    In a test folder a list is a folder of files named by their index (`0.png`, `1.png`), each
+    read and written by the item type; a single file of this type's extensions holds a JSON array.
+    """
+
+    def decode(self, value: JSON, settings: DecodeSettings) -> list:
+        return self._each(lambda item: self.items.decode(item, settings), self._list(value))
+
+    def encode(self, value: Any) -> JSON:
+        return self._each(self.items.encode, self._list(value))
+
+    def read_file(self, path: Path) -> JSON:
+        if path.is_dir():
+            return [self.items.read_file(file) for file in indexed_files(path)]
+        return super().read_file(path)
+
+    def write_file(self, value: JSON, stem: Path) -> Path:
+        """Write the folder `stem` with one file per item, replacing the items it held."""
+        stem.mkdir(parents=True, exist_ok=True)
+        for stale in indexed_files(stem):
+            stale.unlink()
+        for index, item in enumerate(self._list(value)):
+            self.items.write_file(item, stem / str(index))
+        return stem
+
+    def compare(self, expected: JSON, actual: JSON, tolerance: Tolerance) -> list[str]:
+        if not (isinstance(expected, list) and isinstance(actual, list)):
+            return super().compare(expected, actual, tolerance)
+        differences = []
+        if len(expected) != len(actual):
+            differences.append(f"expected {len(expected)} items, got {len(actual)}")
+        for index, (wanted, got) in enumerate(zip(expected, actual)):
+            differences += [
+                f"item {index}: {line}" for line in self.items.compare(wanted, got, tolerance)
+            ]
+        return differences
+
+    def _list(self, value: Any) -> list:
+        """The items of a list, a tuple or an array's first axis; anything else is refused."""
+        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+            raise PayloadError(
+                f"expected an array of {self.items.name}, got {json_type_name(value)}"
+            )
+        return list(value)
+
+    @staticmethod
+    def _each(action: Callable[[Any], Any], values: list) -> list:
+        """`action` on every item; an error names the item's index."""
+        results = []
+        for index, value in enumerate(values):
+            try:
+                results.append(action(value))
+            except PayloadError as error:
+                raise PayloadError(f"item {index}: {error.message}") from error
+        return results
+
+
+def indexed_files(folder: Path) -> list[Path]:
+    """The files of a folder named by an index (`0.png`, `1.json`), in index order."""
+    indexed = {}
+    for path in folder.iterdir():
+        index = path.name.split(".")[0]
+        if path.is_file() and index.isdigit():
+            indexed[path] = int(index)
+    return sorted(indexed, key=indexed.get)

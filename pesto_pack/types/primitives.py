@@ -6,7 +6,6 @@ from pathlib import Path
 from pesto_pack.errors import PayloadError
 from pesto_pack.hookspecs import hookimpl
 from pesto_pack.types.base import JSON, PayloadType, Result, Tolerance
-from pesto_pack.types.compare import compare_json
 
 
 class TextType(PayloadType):
@@ -33,7 +32,7 @@ class TextType(PayloadType):
         # Test files are often saved by editors with a final newline.
         if isinstance(expected, str) and isinstance(actual, str):
             expected, actual = expected.rstrip("\n"), actual.rstrip("\n")
-        return compare_json(expected, actual, tolerance)
+        return super().compare(expected, actual, tolerance)
 
 
 class NumberType(PayloadType):

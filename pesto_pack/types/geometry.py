@@ -1,0 +1,71 @@
+"""`Polygon` and `Polygons`: GeoJSON Polygon geometries, validated, passed as plain dicts."""
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+
+from pesto_pack.errors import PayloadError
+from pesto_pack.hookspecs import hookimpl
+from pesto_pack.types.base import JSON, DecodeSettings, ListType, PayloadType, plain_json
+
+_NUMBERS = {"type": "array", "minItems": 2, "items": {"type": "number"}}
+POLYGON_DEFINITION = {
+    "$schema": "http://json-schema.org/draft-06/schema#",
+    "title": "Polygon",
+    "description": "GeoJSON Polygon",
+    "type": "object",
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"type": "string", "enum": ["Polygon"]},
+        "coordinates": {
+            "type": "array",
+            "items": {"type": "array", "minItems": 4, "items": _NUMBERS},
+        },
+        "bbox": {"type": "array", "minItems": 4, "items": {"type": "number"}},
+    },
+}
+POLYGONS_DEFINITION = {"type": "array", "items": {"$ref": "#/definitions/Polygon"}}
+
+_VALIDATOR = jsonschema.validators.validator_for(POLYGON_DEFINITION)(POLYGON_DEFINITION)
+
+
+def check_polygon(value: JSON) -> None:
+    """Refuse what is not a GeoJSON Polygon: the definition, closed rings, finite numbers."""
+    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(value))
+    if error is not None:
+        raise PayloadError(f"not a GeoJSON Polygon: at {error.json_path}: {error.message}")
+    for index, ring in enumerate(value["coordinates"]):
+        if ring[0] != ring[-1]:
+            raise PayloadError(
+                f"not a GeoJSON Polygon: ring {index} is not closed: its first position "
+                f"{ring[0]} differs from its last {ring[-1]}"
+            )
+        if not all(math.isfinite(number) for position in ring for number in position):
+            raise PayloadError(f"not a GeoJSON Polygon: ring {index} holds NaN or infinity")
+
+
+class PolygonType(PayloadType):
+    """`Polygon`: a GeoJSON dict both ways; answers may be any `__geo_interface__` (shapely)."""
+
+    def decode(self, value: JSON, settings: DecodeSettings) -> dict:
+        check_polygon(value)
+        return value
+
+    def encode(self, value: Any) -> JSON:
+        value = plain_json(getattr(value, "__geo_interface__", value))
+        check_polygon(value)
+        return value
+
+
+POLYGON = PolygonType("Polygon", definition=POLYGON_DEFINITION, extensions=(".geojson", ".json"))
+POLYGONS = ListType(
+    "Polygons", definition=POLYGONS_DEFINITION, extensions=(".geojson", ".json"), items=POLYGON
+)
+
+
+@hookimpl
+def register_payload_types(register: Callable[[PayloadType], None]) -> None:
+    register(POLYGON)
+    register(POLYGONS)

@@ -1,0 +1,240 @@
+"""The collection tree: a `resources` folder, its `test_*` folders and `expected_describe.json`.
+
+Each test folder is one item whose id is the folder's path (`pesto/tests/resources/test_1`),
+so `pytest pesto/tests/resources/test_1`, `-k test_1`, `--lf` and junit XML name it as a
+person would. A folder is read at collection, so that a bad one (no `input/`, an unreadable
+image, an unknown extension) is a collection error naming the file while the others run.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pesto_pack.errors import PestoError
+from pesto_pack.plugins import default_registry
+from pytest_pesto import payload, report, results
+from pytest_pesto.client import ServiceError
+from pytest_pesto.compare import Comparison, compare_answers, compare_describe, types_of
+from pytest_pesto.report import Mismatch, ServiceProblem
+from pytest_pesto.service import ServiceUnavailable, pesto_run
+
+DESCRIBE_FILE = "expected_describe.json"
+TEST_FOLDER_PREFIX = "test_"
+ACTUAL_FOLDER = "actual"
+"""Where a failing test folder's actual answer is saved, beside `input/` and `output/`."""
+
+
+def holds_test_data(folder: Path) -> bool:
+    """Whether a `resources` folder holds PESTO test folders or an expected describe."""
+    try:
+        return any(
+            (entry.name.startswith(TEST_FOLDER_PREFIX) and entry.is_dir())
+            or entry.name == DESCRIBE_FILE
+            for entry in folder.iterdir()
+        )
+    except OSError:
+        return False
+
+
+class ResourcesFolder(pytest.Directory):
+    """`pesto/tests/resources`: one item per test folder, one for the expected describe.
+
+    Anything else in it is collected as pytest would anywhere else.
+    """
+
+    def collect(self):
+        for path in sorted(self.path.iterdir()):
+            if not self.session.isinitpath(path, with_parents=path.is_dir()):
+                if self.ihook.pytest_ignore_collect(collection_path=path, config=self.config):
+                    continue
+            if path.is_dir() and path.name.startswith(TEST_FOLDER_PREFIX):
+                yield self._test_folder(path)
+            elif path.is_file() and path.name == DESCRIBE_FILE:
+                yield self._describe(path)
+            elif path.is_dir():
+                collector = self.ihook.pytest_collect_directory(path=path, parent=self)
+                if collector is not None:
+                    yield collector
+            elif path.is_file():
+                yield from self.ihook.pytest_collect_file(file_path=path, parent=self)
+
+    def _test_folder(self, path: Path):
+        if not (path / "input").is_dir():
+            return Unreadable.from_parent(
+                self,
+                path=path,
+                problem=f"{path}: no input/ folder; put the request's files in {path}/input/ "
+                "(one file or folder per input key), and the expected answer in output/",
+            )
+        try:
+            for part in ("input", "output"):
+                if (path / part).is_dir():
+                    payload.read_folder(path / part, default_registry())
+        except PestoError as error:
+            return Unreadable.from_parent(self, path=path, problem=str(error))
+        return FolderItem.from_parent(self, name=path.name, path=path, nodeid=_id(self, path))
+
+    def _describe(self, path: Path):
+        try:
+            json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            return Unreadable.from_parent(self, path=path, problem=f"{path}: not valid JSON ({error})")
+        return DescribeItem.from_parent(self, name=path.name, path=path, nodeid=_id(self, path))
+
+
+class Unreadable(pytest.File):
+    """A test folder or file the plugin cannot read: a collection error saying why."""
+
+    def __init__(self, *, problem: str, **kwargs):
+        super().__init__(**kwargs)
+        self.problem = problem
+
+    def collect(self):
+        raise self.CollectError(self.problem)
+
+
+class ServiceItem(pytest.Item):
+    """An item that asks the session's service something and compares the answer."""
+
+    result_entry: dict | None = None
+    """This item's results.json entry, once it compared an answer."""
+    updated: tuple[str, ...] = ()
+    """Files `--pesto-update` wrote or removed."""
+
+    def setup(self) -> None:
+        self.run = pesto_run(self.config)
+        try:
+            self.client = self.run.service.client()
+        except ServiceUnavailable as error:
+            pytest.fail(str(error), pytrace=False)
+
+    def runtest(self) -> None:
+        try:
+            self.check()
+        except ServiceError as error:
+            raise ServiceProblem(self.run.service.explain(error)) from None
+
+    def check(self) -> None:
+        raise NotImplementedError
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, (Mismatch, ServiceProblem, PestoError)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, self.nodeid
+
+    def shown(self, path: Path) -> Path:
+        return report.display(path, self.config.rootpath)
+
+    def update_hint(self, expected: Path) -> str:
+        return (
+            f"if the service is right, accept its answer as the new {self.shown(expected)} "
+            "with `pytest --pesto-update`, and review the change with `git diff`"
+        )
+
+
+class FolderItem(ServiceItem):
+    """A `test_*` folder: send `input/` to the service, compare the answer with `output/`."""
+
+    @property
+    def result_name(self) -> str:
+        return self.name
+
+    def check(self) -> None:
+        registry = default_registry()
+        inputs, output = self.path / "input", self.path / "output"
+        actual = self.client.process(payload.read_folder(inputs, registry))
+        if not isinstance(actual, dict):
+            raise ServiceProblem(f"the service answered {type(actual).__name__}, not a JSON object")
+        expected = payload.read_folder(output, registry) if output.is_dir() else None
+        properties = self.client.describe().get("output", {}).get("properties", {})
+        types = types_of(actual.keys() | (expected or {}).keys(), properties, registry)
+        if expected is None:
+            if not self.run.settings.update:
+                raise Mismatch(report.no_expected_output(self.shown(output)))
+            self._update(Comparison(unexpected=sorted(actual)), actual, types)
+            self.result_entry = {"Updated": sorted(actual)}
+            return
+        comparison = compare_answers(expected, actual, types, self.run.settings.tolerance)
+        saved = self._save_actual(comparison, actual, types)
+        files = {
+            key: (payload.find_key(output, key), saved and payload.find_key(saved, key))
+            for key in comparison.differing
+        }
+        self.result_entry = results.comparison_entry(comparison, expected, actual, types, files)
+        if comparison.matches:
+            return
+        if self.run.settings.update:
+            self._update(comparison, actual, types)
+            self.result_entry["Updated"] = sorted(
+                [*comparison.differing, *comparison.unexpected, *comparison.missing]
+            )
+            return
+        raise Mismatch(
+            report.answer_mismatch(
+                f"the answer to {self.shown(inputs)}/",
+                comparison,
+                f"{self.shown(output)}/",
+                f"{self.shown(saved)}/" if saved else None,
+                self.update_hint(output),
+            )
+        )
+
+    def _save_actual(self, comparison: Comparison, actual: dict, types: dict) -> Path | None:
+        """Write the whole actual answer to `actual/` when it differs; clear it when it matches."""
+        folder = self.path / ACTUAL_FOLDER
+        if folder.exists():
+            payload.remove(folder)
+        if comparison.matches:
+            return None
+        for key, value in actual.items():
+            try:
+                payload.write_key(folder, key, value, types[key])
+            except PestoError:
+                continue  # a type that cannot write files: its value is in the report
+        return folder
+
+    def _update(self, comparison: Comparison, actual: dict, types: dict) -> None:
+        """Rewrite what differs in `output/` from the actual answer; leave equal keys alone."""
+        output = self.path / "output"
+        changed = []
+        for key in [*comparison.differing, *comparison.unexpected]:
+            changed.append(payload.write_key(output, key, actual[key], types[key]))
+        for key in comparison.missing:
+            stale = payload.find_key(output, key)
+            payload.remove(stale)
+            changed.append(stale)
+        self.updated = tuple(str(self.shown(path)) for path in changed)
+
+
+class DescribeItem(ServiceItem):
+    """`expected_describe.json` against `GET /api/v1/describe`."""
+
+    result_name = "describe"
+
+    def check(self) -> None:
+        expected = json.loads(self.path.read_text())
+        actual = self.client.describe(refresh=True)
+        comparison = compare_describe(expected, actual, default_registry(), self.run.settings.tolerance)
+        types = types_of(expected.keys() | actual.keys(), {}, default_registry())
+        self.result_entry = results.comparison_entry(comparison, expected, actual, types, {})
+        if comparison.matches:
+            return
+        if self.run.settings.update:
+            self.path.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n")
+            self.updated = (str(self.shown(self.path)),)
+            self.result_entry["Updated"] = [self.path.name]
+            return
+        raise Mismatch(
+            report.answer_mismatch(
+                "GET /api/v1/describe", comparison, self.path.name, None, self.update_hint(self.path)
+            )
+        )
+
+
+def _id(parent: pytest.Collector, path: Path) -> str:
+    """The id of an item for `path` in `parent`'s folder: the path, as a folder's own id."""
+    return f"{parent.nodeid}/{path.name}" if parent.nodeid else path.name

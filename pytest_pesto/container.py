@@ -1,0 +1,182 @@
+"""One service container for a test session: started, awaited, diagnosed, always removed.
+
+The docker SDK is imported here only, and only when a container is needed, so that testing a
+running service (`--pesto-url`) works without it. The container publishes its port on
+127.0.0.1 only, on a port the engine picks, and carries a generated name so that it can be
+found and removed even if the run is interrupted while the engine is still creating it.
+"""
+
+import secrets
+import time
+import urllib.error
+import urllib.request
+
+from pesto_pack.errors import PestoError
+
+SERVICE_PORT = "8080/tcp"
+LOG_LINES = 30
+
+
+class ContainerError(PestoError):
+    """The service container could not be started, or stopped serving."""
+
+
+class ServiceContainer:
+    """A running service container and its loopback URL."""
+
+    def __init__(self, container, url: str):
+        self._container = container
+        self.name: str = container.name
+        self.url = url
+
+    def exit_report(self) -> str | None:
+        """None while the container runs; else its exit code and last log lines."""
+        try:
+            self._container.reload()
+        except Exception as error:  # removed behind our back, or the engine is gone
+            return f"the container {self.name} is gone ({error})"
+        if self._container.status in ("created", "running", "restarting"):
+            return None
+        return exit_report(self._container)
+
+    def remove(self) -> None:
+        """Stop and remove the container; removing one that is gone is not an error."""
+        _remove(self._container)
+
+
+def start(
+    image: str,
+    start_timeout: float,
+    gpus: str | None = None,
+    environment: dict[str, str] | None = None,
+) -> ServiceContainer:
+    """Run `image` and wait until its service is ready; nothing is left running on failure."""
+    docker = _import_docker()
+    client = _connect()
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise ContainerError(
+            f"the image {image} is not in the container engine; build it with "
+            "`pesto-pack build PROJECT_DIR` (its tag is printed last) or fix --pesto-image"
+        ) from None
+    name = f"pesto-test-{secrets.token_hex(6)}"
+    container = None
+    try:
+        container = client.containers.run(
+            image,
+            name=name,
+            detach=True,
+            ports={SERVICE_PORT: ("127.0.0.1", None)},
+            environment=environment or {},
+            device_requests=_device_requests(docker, gpus),
+            labels={"org.pesto.test": "true"},
+        )
+        url = f"http://127.0.0.1:{_host_port(container)}"
+        _wait_ready(container, url, image, start_timeout)
+        return ServiceContainer(container, url)
+    except BaseException as error:  # KeyboardInterrupt included: never leave it running
+        _remove(container if container is not None else _find(client, name))
+        if isinstance(error, docker.errors.APIError):
+            raise ContainerError(f"the engine could not start {image}: {error.explanation or error}") from None
+        raise
+
+
+def exit_report(container) -> str:
+    """`exited with code N` and the container's last log lines."""
+    code = container.attrs.get("State", {}).get("ExitCode")
+    try:
+        logs = container.logs(tail=LOG_LINES).decode("utf-8", "replace").rstrip()
+    except Exception as error:
+        logs = f"(its logs cannot be read: {error})"
+    lines = "\n".join(f"    {line}" for line in logs.splitlines()) or "    (no output)"
+    return f"the container {container.name} exited with code {code}; its last log lines:\n{lines}"
+
+
+def _wait_ready(container, url: str, image: str, timeout: float) -> None:
+    """Poll `/api/v1/ready` until it answers 200, the container exits, or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while True:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            raise ContainerError(f"{image} did not start: {exit_report(container)}")
+        try:
+            with opener.open(f"{url}/api/v1/ready", timeout=1.0) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass  # not listening yet, or 503 while on_start() runs
+        if time.monotonic() + delay > deadline:
+            logs = container.logs(tail=LOG_LINES).decode("utf-8", "replace").rstrip()
+            raise ContainerError(
+                f"{image} was not ready within {timeout:g} s (GET /api/v1/ready); raise "
+                f"--pesto-start-timeout if on_start() is that slow. Its last log lines:\n{logs}"
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def _host_port(container) -> str:
+    """The loopback port the engine published the service port on."""
+    container.reload()
+    bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(SERVICE_PORT)
+    if not bindings:
+        raise ContainerError(
+            f"the engine published no port for {SERVICE_PORT} of {container.name}; "
+            f"{exit_report(container) if container.status == 'exited' else 'is the engine rootless without port forwarding?'}"
+        )
+    return bindings[0]["HostPort"]
+
+
+def _device_requests(docker, gpus: str | None) -> list | None:
+    """`--pesto-gpus`: `all`, a count (`2`) or device ids (`0,1`), as `docker run --gpus`."""
+    if not gpus:
+        return None
+    if gpus == "all":
+        return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    if gpus.isdigit():
+        return [docker.types.DeviceRequest(count=int(gpus), capabilities=[["gpu"]])]
+    return [docker.types.DeviceRequest(device_ids=gpus.split(","), capabilities=[["gpu"]])]
+
+
+def _find(client, name: str):
+    """The container named `name`, if the engine created it before the run was interrupted."""
+    try:
+        return client.containers.get(name)
+    except Exception:  # not created, or the engine is unreachable: nothing to remove
+        return None
+
+
+def _remove(container) -> None:
+    if container is None:
+        return
+    docker = _import_docker()
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as error:
+        raise ContainerError(
+            f"the container {container.name} could not be removed ({error}); "
+            f"remove it with `docker rm -f {container.name}`"
+        ) from None
+
+
+def _import_docker():
+    try:
+        import docker
+    except ImportError:
+        raise ContainerError(
+            "the docker SDK is needed to start a container for --pesto-image: install it with "
+            "`pip install 'pesto-toolkit[test]'`, or test a service that is already running "
+            "with --pesto-url=URL"
+        ) from None
+    return docker
+
+
+def _connect():
+    from pesto_pack.engine import connect
+
+    return connect()

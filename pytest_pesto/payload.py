@@ -1,0 +1,90 @@
+"""Test folders to JSON values and back, through the payload types.
+
+Reading follows the original's rules, so existing test folders keep their meaning: a file is
+read by the type that owns its extension (`.png` an Image, `.int` an integer, ...) and keyed by
+its name without the extension; a folder whose entries are all named by digits (`0.png`,
+`1.png`) is a list in numeric order, any other folder a dict. Names starting with a dot are
+ignored (editors' and file managers' files). Writing (`--pesto-update`, saved actual answers)
+is the inverse: each key is written by the type the service's output schema gives it.
+"""
+
+import shutil
+from pathlib import Path
+
+from pesto_pack.errors import PayloadError
+from pesto_pack.plugins import Registry
+from pesto_pack.types.base import JSON, PayloadType
+
+
+def read_folder(folder: Path, registry: Registry) -> dict[str, JSON]:
+    """An `input/` or `output/` folder as the dict of its keys (the request or the answer)."""
+    return {_key_of(path): read_path(path, registry) for path in _entries(folder)}
+
+
+def read_path(path: Path, registry: Registry) -> JSON:
+    """One file or folder of a test folder as the JSON value a client sends."""
+    if path.is_dir():
+        entries = _entries(path)
+        if all(_key_of(entry).isdigit() for entry in entries):
+            return [read_path(entry, registry) for entry in sorted(entries, key=_index_of)]
+        return {_key_of(entry): read_path(entry, registry) for entry in entries}
+    payload_type = registry.type_for_file_suffix(path.suffix)
+    if payload_type is None:
+        raise PayloadError(
+            f"{path}: no payload type reads '{path.suffix or 'extension-less'}' files; "
+            f"rename it with one of {', '.join(registry.known_suffixes())}"
+        )
+    try:
+        return payload_type.read_file(path)
+    except PayloadError as error:
+        raise error if str(path) in str(error) else PayloadError(f"{path}: {error}") from None
+    except OSError as error:
+        raise PayloadError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+def find_key(folder: Path, key: str) -> Path | None:
+    """The file or folder that holds `key` in an `input/` or `output/` folder, if any."""
+    return next((path for path in _entries(folder) if _key_of(path) == key), None)
+
+
+def write_key(folder: Path, key: str, value: JSON, payload_type: PayloadType) -> Path:
+    """Write one answer value as `folder/key.<ext>` (a folder for a list type), replacing
+    whatever held `key` before."""
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = find_key(folder, key)
+    if previous is not None:
+        remove(previous)
+    if not payload_type.extensions and payload_type.items is None:
+        raise PayloadError(
+            f"{folder / key}: the {payload_type.name} type cannot write test files (it has no "
+            "file extension); write this expected value by hand"
+        )
+    return payload_type.write_file(value, folder / key)
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _entries(folder: Path) -> list[Path]:
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    seen: dict[str, Path] = {}
+    for path in entries:
+        key = _key_of(path)
+        if key in seen:
+            raise PayloadError(
+                f"{folder}: both {seen[key].name} and {path.name} hold the key '{key}'; keep one"
+            )
+        seen[key] = path
+    return entries
+
+
+def _key_of(path: Path) -> str:
+    return path.name if path.is_dir() else path.stem
+
+
+def _index_of(path: Path) -> int:
+    return int(_key_of(path))

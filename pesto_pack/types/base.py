@@ -22,7 +22,7 @@ class DecodeSettings:
     """What the operator allows a request to make the service do while decoding."""
 
     uri_allowlist: tuple[str, ...] = ()
-    """URI prefixes (`https://data.example/`, `file:///data/`) a value may point to; none by default."""
+    """URI prefixes (`https://data.example/`, `file:///data/`) a value may point to; none default."""
     max_image_pixels: int = 178_956_970
     """Images claiming more pixels are refused before they are decoded (decompression bombs)."""
 
@@ -170,7 +170,9 @@ class ListType(PayloadType):
             return super().compare(expected, actual, tolerance)
         differences = []
         if len(expected) != len(actual):
-            differences.append(f"expected {len(expected)} items, got {len(actual)}")
+            differences.append(
+                f"list lengths differ: expected {len(expected)}, got {len(actual)}"
+            )
         for index, (wanted, got) in enumerate(zip(expected, actual)):
             differences += [
                 f"item {index}: {line}" for line in self.items.compare(wanted, got, tolerance)

@@ -244,13 +244,17 @@ def _native(array: np.ndarray) -> np.ndarray:
 # -- array -> bytes ---------------------------------------------------------------------------
 
 
+PNG_BANDS = {np.dtype(np.uint8): (1, 3, 4), np.dtype(np.uint16): (1,)}
+"""The band counts that a PNG written by Pillow holds, by dtype (L, RGB, RGBA; I;16)."""
+
+
 def encode_image(image: Any) -> bytes:
     """PNG bytes when PNG holds the array (uint8 with 1, 3 or 4 bands, uint16 with 1), else TIFF."""
     array = channel_first(image)
     if array.dtype == bool:
         array = array.astype(np.uint8)
     bands = array.shape[0]
-    if (array.dtype == np.uint8 and bands in (1, 3, 4)) or (array.dtype == np.uint16 and bands == 1):
+    if bands in PNG_BANDS.get(array.dtype, ()):
         buffer = io.BytesIO()
         PILImage.fromarray(array[0] if bands == 1 else array.transpose(1, 2, 0)).save(buffer, "PNG")
         return buffer.getvalue()

@@ -1,0 +1,541 @@
+#!/usr/bin/env python3
+"""The runtime benchmark: pesto-serve against the bare web stack and the original PESTO, in one run.
+
+    python3 bench/bench_runtime.py [--quick] [--json FILE]
+
+On a fresh Debian machine (as root) it installs what it needs and nothing in the repository:
+wrk from Debian's packages when it is missing, and two virtualenvs under
+$PESTO_BENCH_CACHE (default ~/.cache/pesto-bench): `pesto` with this repository installed
+(editable, so it measures the working tree) and `original` with processing-factory==1.7.2
+from PyPI. Every comparison runs in the same run, on 127.0.0.1 only, bounded in time, and the
+script prints the tables that BENCHMARKS.md holds. bench/README.md says what each figure is.
+
+Only the standard library: the services and the floor run in their own virtualenvs.
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import venv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HERE = REPO / "bench" / "runtime"
+PROJECTS = HERE / "projects"
+CACHE = Path(os.environ.get("PESTO_BENCH_CACHE", Path.home() / ".cache" / "pesto-bench"))
+RUN = CACHE / "run"
+
+# `six` is imported by the original's build step (service.json), which does not declare it.
+ORIGINAL_REQUIREMENTS = ["processing-factory==1.7.2", "six"]
+IMAGE_SIZES = (256, 1024, 4096)
+ECHO_BODY = {"text": "hello, pesto", "number": 4.2}
+MEMORY_REQUESTS = 5_000
+STARTS = 3
+HEALTH = "/api/v1/health"
+PROCESS = "/api/v1/process"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Seconds per measurement; `--quick` scales them down for a smoke run."""
+
+    noop_seconds: float = 5.0
+    noop_rounds: int = 2
+    warmup_seconds: float = 1.0
+    sleep_seconds: float = 5.0
+    image_seconds: dict = field(default_factory=lambda: {256: 4.0, 1024: 6.0, 4096: 8.0})
+    image_minimum: dict = field(default_factory=lambda: {256: 10, 1024: 3, 4096: 2})
+    memory_requests: int = MEMORY_REQUESTS
+
+    def quick(self) -> "Budget":
+        return Budget(
+            noop_seconds=2.0, noop_rounds=1, warmup_seconds=0.5, sleep_seconds=2.0,
+            image_seconds={size: s / 4 for size, s in self.image_seconds.items()},
+            image_minimum={256: 3, 1024: 2, 4096: 1}, memory_requests=1_000,
+        )
+
+
+# ---------------------------------------------------------------- setup: wrk and virtualenvs
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        sys.exit("wrk is missing: install it (`sudo apt-get install wrk`) or run this as root")
+    print("installing wrk from Debian's packages ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    return shutil.which("wrk") or sys.exit("apt-get installed wrk but it is not on PATH")
+
+
+def ensure_venv(name: str, requirements: list[str], fingerprint: str = "") -> Path:
+    """A virtualenv under the cache with `requirements`, made again only when they change."""
+    folder = CACHE / name
+    marker = folder / ".bench-installed"
+    wanted = json.dumps([requirements, fingerprint])
+    if marker.exists() and marker.read_text() == wanted:
+        return folder / "bin" / "python"
+    print(f"creating the `{name}` virtualenv in {folder} ...", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(folder)
+    log = CACHE / f"{name}-pip.log"
+    with log.open("w") as out:
+        result = subprocess.run(
+            [folder / "bin" / "pip", "install", "--disable-pip-version-check", *requirements],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    if result.returncode != 0:
+        sys.exit(f"pip could not install {requirements} in {folder}; see {log}")
+    marker.write_text(wanted)
+    return folder / "bin" / "python"
+
+
+def repo_fingerprint() -> str:
+    """The pesto virtualenv is editable; only a change of dependencies needs a reinstall."""
+    return hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- services
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """One server process on 127.0.0.1, started and stopped by the benchmark."""
+
+    def __init__(self, name: str, command: list, env: dict | None = None):
+        self.name = name
+        self.port = free_port()
+        self.command = [str(part) for part in command] + ["--port", str(self.port)]
+        self.env = {**os.environ, **(env or {})}
+        self.log = RUN / "logs" / f"{name.replace(' ', '-')}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> float:
+        """Start the server; the seconds from launch to the first 200 on health."""
+        self.stop()
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log.open("ab")
+        launched = time.perf_counter()
+        self.process = subprocess.Popen(
+            self.command, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=RUN
+        )
+        out.close()
+        while time.perf_counter() - launched < 60:
+            if self.process.poll() is not None:
+                sys.exit(f"{self.name} exited with {self.process.returncode}; see {self.log}")
+            if health_status(self.port) == 200:
+                return time.perf_counter() - launched
+            time.sleep(0.002)
+        sys.exit(f"{self.name} gave no 200 on {HEALTH} within 60 s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server and any processes it started (VmRSS)."""
+        return sum(vm_rss_kib(pid) for pid in process_tree(self.process.pid)) / 1024
+
+
+def health_status(port: int) -> int | None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        connection.request("GET", HEALTH)
+        return connection.getresponse().status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+def process_tree(pid: int) -> list[int]:
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            pids += process_tree(int(child))
+    return pids
+
+
+def vm_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------- load
+
+
+@dataclass
+class Load:
+    """What a closed-loop load run saw."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    statuses: dict[int, int]
+    socket_errors: int = 0
+
+    @property
+    def ok(self) -> int:
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+    @property
+    def ok_per_second(self) -> float:
+        return self.ok / self.seconds
+
+    def count(self, low: int, high: int) -> int:
+        return sum(n for status, n in self.statuses.items() if low <= status <= high)
+
+
+def wrk_load(wrk: str, port: int, body: Path, connections: int, seconds: float) -> Load:
+    """wrk posting `body` over `connections` keep-alive connections for `seconds`."""
+    command = [
+        wrk, "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds:g}s",
+        "--timeout", "30s", "-s", str(HERE / "post.lua"), f"http://127.0.0.1:{port}{PROCESS}",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "BENCH_BODY": str(body)}
+    )
+    line = next((l for l in result.stdout.splitlines() if l.startswith("BENCH ")), None)
+    if result.returncode != 0 or line is None:
+        sys.exit(f"wrk failed: {result.stderr or result.stdout}")
+    figures = json.loads(line.removeprefix("BENCH "))
+    return Load(
+        requests=figures["requests"],
+        seconds=figures["duration_us"] / 1e6,
+        p50_ms=figures["p50_us"] / 1e3,
+        p99_ms=figures["p99_us"] / 1e3,
+        statuses={int(k): v for k, v in figures["statuses"].items()},
+        socket_errors=figures["socket_errors"],
+    )
+
+
+def sequential_posts(port: int, body: bytes, seconds: float, minimum: int) -> tuple[list[float], bytes]:
+    """One keep-alive client posting `body` until both bounds are reached; every answer a 200.
+
+    Used where wrk does not fit: an exact request count (memory), and images, where a run
+    holds a handful of multi-second requests and wrk would drop the one in flight at its end.
+    """
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    headers = {"Content-Type": "application/json"}
+    times: list[float] = []
+    answer = b""
+    started = time.perf_counter()
+    try:
+        while len(times) < minimum or time.perf_counter() - started < seconds:
+            begin = time.perf_counter()
+            connection.request("POST", PROCESS, body, headers)
+            response = connection.getresponse()
+            answer = response.read()
+            times.append(time.perf_counter() - begin)
+            if response.status != 200:
+                sys.exit(f"POST {PROCESS} on port {port} answered {response.status}: {answer[:300]!r}")
+    finally:
+        connection.close()
+    return times, answer
+
+
+# ---------------------------------------------------------------- the measurements
+
+
+@dataclass
+class Results:
+    footprint: dict = field(default_factory=dict)
+    noop: dict = field(default_factory=dict)
+    images: dict = field(default_factory=dict)
+    concurrency: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+
+
+def measure_footprint(service: Service, body: bytes, budget: Budget, results: Results) -> None:
+    """Start to first 200 (median of STARTS), RSS then, after 5,000 requests; leaves it running."""
+    starts = [service.start() for _ in range(STARTS)]
+    rss_start = service.rss_mb()
+    times, answer = sequential_posts(service.port, body, 0, budget.memory_requests)
+    if json.loads(answer) != json.loads(body):
+        sys.exit(f"{service.name} did not echo the body: {answer[:300]!r}")
+    results.footprint[service.name] = {
+        "start_s": statistics.median(starts), "starts_s": starts, "rss_start_mb": rss_start,
+        "rss_after_mb": service.rss_mb(), "requests_after": len(times),
+    }
+
+
+def measure_noop(wrk: str, services: list[Service], body: Path, budget: Budget, results: Results) -> None:
+    """Rounds interleave the services, so that a burst of load from elsewhere hits all of them."""
+    for service in services:
+        wrk_load(wrk, service.port, body, 8, budget.warmup_seconds)
+    runs: dict = {}
+    for _ in range(budget.noop_rounds):
+        for connections in (1, 8):
+            for service in services:
+                load = wrk_load(wrk, service.port, body, connections, budget.noop_seconds)
+                runs.setdefault((service.name, connections), []).append(load)
+    for (name, connections), loads in runs.items():
+        best = max(loads, key=lambda load: load.ok_per_second)
+        results.noop[f"{name}|{connections}"] = {
+            "service": name, "connections": connections, "ok_per_s": best.ok_per_second,
+            "p50_ms": best.p50_ms, "p99_ms": best.p99_ms,
+            "all_per_s": [load.requests / load.seconds for load in loads],
+            "rounds_ok_per_s": [load.ok_per_second for load in loads],
+            "requests": sum(load.requests for load in loads),
+            "429": sum(load.count(429, 429) for load in loads),
+            "5xx": sum(load.count(500, 599) for load in loads),
+            "other_non_2xx": sum(load.requests - load.ok - load.count(429, 429) - load.count(500, 599)
+                                 for load in loads),
+            "socket_errors": sum(load.socket_errors for load in loads),
+        }
+
+
+def measure_images(services: list[Service], pesto_python: Path, images: Path, budget: Budget,
+                   results: Results) -> None:
+    for size in IMAGE_SIZES:
+        body = (images / f"{size}.json").read_bytes()
+        seconds, minimum = budget.image_seconds[size], budget.image_minimum[size]
+        for service in services:
+            times, answer = sequential_posts(service.port, body, seconds, minimum)
+            if size == IMAGE_SIZES[0]:
+                check_image(pesto_python, images / f"{size}.png", answer, service.name)
+            results.images[f"{service.name}|{size}"] = image_figures(service.name, size, times)
+        floor = subprocess.run(
+            [pesto_python, HERE / "images.py", "floor", images / f"{size}.png",
+             "--seconds", str(seconds), "--min", str(minimum)],
+            capture_output=True, text=True, check=True,
+        )
+        results.images[f"floor|{size}"] = image_figures("floor", size, json.loads(floor.stdout)["times"])
+
+
+def image_figures(name: str, size: int, times: list[float]) -> dict:
+    return {"service": name, "size": size, "n": len(times), "p50_s": statistics.median(times),
+            "mean_s": statistics.fmean(times), "per_s": len(times) / sum(times)}
+
+
+def check_image(pesto_python: Path, png: Path, answer: bytes, name: str) -> None:
+    path = RUN / f"answer-{name.replace(' ', '-')}.json"
+    path.write_bytes(answer)
+    subprocess.run([pesto_python, HERE / "images.py", "check", png, path], check=True)
+
+
+def measure_concurrency(wrk: str, services: list[tuple[Service, int]], body: Path, budget: Budget,
+                        results: Results) -> None:
+    for service, slots in services:
+        service.start()
+        wrk_load(wrk, service.port, body, 8, budget.warmup_seconds)
+        load = wrk_load(wrk, service.port, body, 8, budget.sleep_seconds)
+        service.stop()
+        results.concurrency[service.name] = {
+            "service": service.name, "slots": slots, "ok_per_s": load.ok_per_second,
+            "p50_ms": load.p50_ms, "p99_ms": load.p99_ms, "requests": load.requests,
+            "non_2xx": load.requests - load.ok, "socket_errors": load.socket_errors,
+        }
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(results: Results, budget: Budget) -> str:
+    lines = [f"versions: {json.dumps(results.versions)}", ""]
+    lines += [
+        f"No-op JSON (`{json.dumps(ECHO_BODY)}` echoed), wrk, closed loop, best of "
+        f"{budget.noop_rounds} interleaved {budget.noop_seconds:g} s rounds",
+        "",
+        "| service | connections | 2xx req/s | p50 ms | p99 ms | 429 | 5xx | other non-2xx |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in results.noop.values():
+        lines.append(
+            f"| {row['service']} | {row['connections']} | {row['ok_per_s']:,.0f} | "
+            f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['429']} | {row['5xx']} | "
+            f"{row['other_non_2xx'] + row['socket_errors']} |"
+        )
+    lines += [
+        "", "Image in, same image out (RGB PNG as base64 in JSON), one client",
+        "",
+        "| size | pesto-serve req/s | p50 s | original req/s | p50 s | floor (no HTTP) p50 s | "
+        "pesto-serve / floor | original / pesto-serve |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for size in IMAGE_SIZES:
+        pesto, original, floor = (results.images[f"{n}|{size}"] for n in ("pesto-serve", "original", "floor"))
+        lines.append(
+            f"| {size}² | {pesto['per_s']:.2f} | {pesto['p50_s']:.3f} | {original['per_s']:.2f} | "
+            f"{original['p50_s']:.3f} | {floor['p50_s']:.3f} | "
+            f"{pesto['p50_s'] / floor['p50_s']:.2f} x | {original['p50_s'] / pesto['p50_s']:.2f} x |"
+        )
+    lines += [
+        "", f"Concurrency: process() waits 50 ms without the GIL, 8 connections, "
+        f"{budget.sleep_seconds:g} s",
+        "",
+        "| service | slots | 2xx req/s | p50 ms | p99 ms | non-2xx |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in results.concurrency.values():
+        lines.append(
+            f"| {row['service']} | {row['slots']} | {row['ok_per_s']:.1f} | {row['p50_ms']:.1f} | "
+            f"{row['p99_ms']:.1f} | {row['non_2xx']} |"
+        )
+    lines += [
+        "", f"Footprint on the no-op project: start to first 200 on {HEALTH} (median of {STARTS}), "
+        f"resident memory (VmRSS)",
+        "",
+        "| service | start s | RSS at start MB | RSS after requests MB | requests |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in results.footprint.items():
+        lines.append(
+            f"| {name} | {row['start_s']:.3f} | {row['rss_start_mb']:.1f} | "
+            f"{row['rss_after_mb']:.1f} | {row['requests_after']:,} |"
+        )
+    lines += ["", "Goals (ratios from this run)", "", "| goal | measured | met |", "| --- | --- | --- |"]
+    lines += [f"| {goal} | {measured} | {'yes' if met else 'NO'} |" for goal, measured, met in goals(results)]
+    return "\n".join(lines)
+
+
+def goals(results: Results) -> list[tuple[str, str, bool]]:
+    noop, images, footprint = results.noop, results.images, results.footprint
+    checks = []
+    for c in (1, 8):
+        ratio = noop[f"pesto-serve|{c}"]["ok_per_s"] / noop[f"bare bottle+waitress|{c}"]["ok_per_s"]
+        checks.append((f"no-op c={c}: ≥ 0.8 x bare stack", f"{ratio:.2f} x", ratio >= 0.8))
+    c1 = noop["pesto-serve|1"]["ok_per_s"] / noop["original|1"]["ok_per_s"]
+    checks.append(("no-op c=1: about 10 x the original", f"{c1:.1f} x", c1 >= 10))
+    refused = noop["pesto-serve|8"]["429"] + noop["pesto-serve|8"]["5xx"]
+    checks.append(("no-op c=8: no 429, no 5xx", f"{refused} refused", refused == 0))
+    floor = images["pesto-serve|1024"]["p50_s"] / images["floor|1024"]["p50_s"]
+    checks.append(("image 1024²: ≤ 1.25 x the floor", f"{floor:.2f} x", floor <= 1.25))
+    for size in IMAGE_SIZES:
+        ratio = images[f"original|{size}"]["p50_s"] / images[f"pesto-serve|{size}"]["p50_s"]
+        checks.append((f"image {size}²: faster than the original", f"{ratio:.2f} x faster", ratio > 1))
+    one, four = (results.concurrency[f"pesto-serve {n} slot{'s' * (n > 1)}"]["ok_per_s"] for n in (1, 4))
+    checks.append(("4 slots ≥ 3.5 x 1 slot", f"{four / one:.2f} x", four / one >= 3.5))
+    pesto = footprint["pesto-serve"]
+    checks.append(("start ≤ 0.3 s to first 200", f"{pesto['start_s']:.3f} s", pesto["start_s"] <= 0.3))
+    checks.append(("RSS < 60 MB", f"{pesto['rss_after_mb']:.1f} MB", pesto["rss_after_mb"] < 60))
+    growth = pesto["rss_after_mb"] - pesto["rss_start_mb"]
+    checks.append((f"no RSS growth after {pesto['requests_after']:,} requests (≤ 2 MB)",
+                   f"{growth:+.1f} MB", growth <= 2))
+    return checks
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, to check the bench itself")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    args = parser.parse_args()
+    if sys.version_info < (3, 11):
+        sys.exit("run this with Python 3.11 or newer (the toolkit needs it)")
+    budget = Budget().quick() if args.quick else Budget()
+    began = time.perf_counter()
+
+    wrk = ensure_wrk()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    pesto_python = ensure_venv("pesto", ["-e", str(REPO)], repo_fingerprint())
+    original_python = ensure_venv("original", ORIGINAL_REQUIREMENTS)
+    shutil.rmtree(RUN, ignore_errors=True)
+    RUN.mkdir(parents=True)
+    results = Results(versions=versions(pesto_python, original_python, wrk))
+
+    images = RUN / "images"
+    subprocess.run([pesto_python, HERE / "images.py", "make", images, *map(str, IMAGE_SIZES)], check=True)
+    echo_body = RUN / "echo.json"
+    echo_body.write_text(json.dumps(ECHO_BODY))
+    sleep_body = RUN / "sleep.json"
+    sleep_body.write_text(json.dumps({"text": "hello, pesto"}))
+
+    def pesto_serve(project: str, slots: int = 1, name: str = "pesto-serve") -> Service:
+        return Service(name, [pesto_python.parent / "pesto-serve", PROJECTS / project,
+                              "--host", "127.0.0.1", "--slots", slots])
+
+    def original(project: str) -> Service:
+        config = RUN / "original-config" / project
+        subprocess.run([original_python, HERE / "original_service.py", "prepare", PROJECTS / project, config],
+                       check=True, capture_output=True)
+        return Service("original", [original_python, HERE / "original_service.py", "serve",
+                                    PROJECTS / project, config])
+
+    bare = Service("bare bottle+waitress", [pesto_python, HERE / "bare_echo.py", "--threads", 4])
+    noop_services = [pesto_serve("echo"), bare, original("echo")]
+    try:
+        print("footprint and memory ...", flush=True)
+        for service in noop_services:
+            measure_footprint(service, echo_body.read_bytes(), budget, results)
+        print("no-op JSON ...", flush=True)
+        measure_noop(wrk, noop_services, echo_body, budget, results)
+    finally:
+        for service in noop_services:
+            service.stop()
+
+    print("images ...", flush=True)
+    image_services = [pesto_serve("image"), original("image")]
+    try:
+        for service in image_services:
+            service.start()
+        measure_images(image_services, pesto_python, images, budget, results)
+    finally:
+        for service in image_services:
+            service.stop()
+
+    print("concurrency ...", flush=True)
+    sleepers = [(pesto_serve("sleep", 1, "pesto-serve 1 slot"), 1),
+                (pesto_serve("sleep", 4, "pesto-serve 4 slots"), 4), (original("sleep"), 1)]
+    try:
+        measure_concurrency(wrk, sleepers, sleep_body, budget, results)
+    finally:
+        for service, _ in sleepers:
+            service.stop()
+
+    text = report(results, budget)
+    print()
+    print(text)
+    print(f"\n(the whole run took {time.perf_counter() - began:.0f} s; logs in {RUN / 'logs'})")
+    if args.json:
+        args.json.write_text(json.dumps(results.__dict__, indent=2, default=str))
+
+
+def versions(pesto_python: Path, original_python: Path, wrk: str) -> dict:
+    def pip_version(python: Path, package: str) -> str:
+        result = subprocess.run([python, "-m", "pip", "show", package], capture_output=True, text=True)
+        return next((l.split()[1] for l in result.stdout.splitlines() if l.startswith("Version:")), "?")
+
+    wrk_line = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return {
+        "python": sys.version.split()[0],
+        "waitress": pip_version(pesto_python, "waitress"),
+        "bottle": pip_version(pesto_python, "bottle"),
+        "pillow": pip_version(pesto_python, "pillow"),
+        "processing-factory": pip_version(original_python, "processing-factory"),
+        "uvicorn": pip_version(original_python, "uvicorn"),
+        "fastapi": pip_version(original_python, "fastapi"),
+        "rasterio": pip_version(original_python, "rasterio"),
+        "wrk": wrk_line.split()[1] if wrk_line else "?",
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,8 @@ DESCRIPTION = "pesto.description"
 """Metadata key: the text that schemagen puts in the property's `description`."""
 REQUIRED = "pesto.required"
 """Metadata key: whether schemagen lists the field in the schema's `required` array."""
+REFERENCE = "pesto.reference"
+"""Metadata key: the type is a definition of a payload type plugin, written as a `$ref`."""
 
 
 class Definition(Enum):
@@ -38,10 +40,14 @@ def field(description: str = "", required: bool = False, **kwargs: Any) -> Any:
 
 
 def definition(
-    definition: Definition, description: str = "", required: bool = False, **kwargs: Any
+    definition: Definition | str, description: str = "", required: bool = False, **kwargs: Any
 ) -> Any:
-    """A field typed by a built-in definition (`Definition.Image`, ...), whatever its annotation."""
-    return _typed_field(definition, description, required, kwargs)
+    """A field typed by a definition, whatever its annotation.
+
+    `Definition.Image` and co. are the built-ins; a plugin's type is named by a string
+    (`definition("Mask")`).
+    """
+    return _typed_field(definition, description, required, kwargs, reference=True)
 
 
 def user_definition(
@@ -52,8 +58,14 @@ def user_definition(
 
 
 def _typed_field(
-    schema_type: Definition | str, description: str, required: bool, kwargs: dict[str, Any]
+    schema_type: Definition | str,
+    description: str,
+    required: bool,
+    kwargs: dict[str, Any],
+    reference: bool = False,
 ) -> Any:
     """The field that both `definition` and `user_definition` make: the type goes in metadata."""
     metadata = {TYPE: schema_type, DESCRIPTION: description, REQUIRED: required}
+    if reference:
+        metadata[REFERENCE] = True
     return dataclasses.field(metadata=metadata, **kwargs)

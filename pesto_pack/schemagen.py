@@ -24,7 +24,8 @@ from types import ModuleType
 from typing import Any
 
 from pesto_pack.errors import ProjectError
-from pesto_pack.fields import DESCRIPTION, REQUIRED, TYPE, Definition
+from pesto_pack.fields import DESCRIPTION, REFERENCE, REQUIRED, TYPE, Definition
+from pesto_pack.plugins import Registry, default_registry
 
 _INPUT_OUTPUT = "algorithm/input_output.py"
 _PACKAGE = "algorithm"
@@ -32,18 +33,6 @@ _USER_DEFINITIONS = "pesto/api/user_definitions.json"
 _SCHEMA_FILES = ("pesto/api/input_schema.json", "pesto/api/output_schema.json")
 _MODULE_NAME = "_pesto_schemagen_input_output"
 _HINT = "use definition(...) or user_definition(...)"
-
-# The original maps only str, int and float; the other JSON types are mapped too, so that
-# `bool`, `dict` and `list` fields (and `list[str]`, `dict[str, int]`, ...) work.
-_JSON_TYPES: dict[Any, str] = {
-    str: "string",
-    int: "integer",
-    float: "number",
-    bool: "boolean",
-    dict: "object",
-    list: "array",
-}
-
 
 def generate(project_dir: Path) -> tuple[dict, dict]:
     """The input and output schemas of the project, without writing anything."""
@@ -195,13 +184,18 @@ def _property(
     f: dataclasses.Field, module: ModuleType, user_definitions: dict | None, where: str
 ) -> dict:
     """The schema of one field: its type from the helper's metadata, else from its annotation."""
+    registry = default_registry()
     kind = f.metadata[TYPE] if TYPE in f.metadata else _annotation(f, module, where)
-    if isinstance(kind, Definition):
-        prop = {"$ref": f"#/definitions/{kind.name}"}
+    if f.metadata.get(REFERENCE):
+        prop = _reference(kind.name if isinstance(kind, Definition) else kind, registry, where)
     elif isinstance(kind, str):
         prop = _user_definition(kind, user_definitions, where)
-    elif json_type := _json_type(kind):
-        prop = {"type": json_type}
+    elif payload_type := _type_of_annotation(kind, registry):
+        prop = (
+            {"$ref": f"#/definitions/{payload_type.name}"}
+            if payload_type.definition is not None
+            else {"type": payload_type.name}
+        )
     else:
         raise ProjectError(
             f"{where} has type {_type_name(kind)}, which is neither a JSON type nor a PESTO "
@@ -222,9 +216,28 @@ def _annotation(f: dataclasses.Field, module: ModuleType, where: str) -> Any:
         raise ProjectError(f"{where}: annotation {f.type!r} cannot be evaluated: {err}") from err
 
 
-def _json_type(annotation: Any) -> str | None:
-    """The JSON type of a native annotation (`list[str]` counts as `list`), else None."""
-    return _JSON_TYPES.get(typing.get_origin(annotation) or annotation)
+def _type_of_annotation(annotation: Any, registry: Registry):
+    """The payload type whose `python_type` an annotation names (`list[str]` counts as `list`).
+
+    The primitives map `str`, `int`, `float`, `bool`, `dict` and `list` (the original maps only
+    the first three); a plugin's type can claim a Python class of its own the same way.
+    """
+    annotation = typing.get_origin(annotation) or annotation
+    for payload_type in registry.types.values():
+        if payload_type.python_type is not None and payload_type.python_type is annotation:
+            return payload_type
+    return None
+
+
+def _reference(name: str, registry: Registry, where: str) -> dict:
+    """`{"$ref": ...}` to a definition that a payload type plugin provides."""
+    if name not in registry.definitions():
+        known = ", ".join(sorted(registry.definitions()))
+        raise ProjectError(
+            f"{where} uses definition '{name}', which no installed plugin provides "
+            f"(known: {known}); install the plugin or use user_definition(...)"
+        )
+    return {"$ref": f"#/definitions/{name}"}
 
 
 def _type_name(annotation: Any) -> str:

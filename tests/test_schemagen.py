@@ -556,6 +556,7 @@ def test_fields_are_dataclass_fields_with_pesto_metadata() -> None:
         "pesto.type": Definition.Image,
         "pesto.description": "An image",
         "pesto.required": True,
+        "pesto.reference": True,
     }
     assert dict(zone.metadata) == {
         "pesto.type": "zone",
@@ -572,3 +573,16 @@ def test_fields_are_dataclass_fields_with_pesto_metadata() -> None:
         "Metadata",
         "Metadatas",
     ]
+
+
+def test_schemagen_rejects_definition_no_plugin_provides(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path,
+        with_output(
+            "@dataclass\nclass Input:\n    mask: object = definition('Mask', required=True)\n"
+        ),
+    )
+
+    message = generate_error(project)
+    assert "field 'mask' of Input uses definition 'Mask', which no installed plugin" in message
+    assert "Image, Images, Metadata, Metadatas, Polygon, Polygons" in message

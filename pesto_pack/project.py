@@ -48,9 +48,14 @@ class ServiceApi:
         return bool(self.description.get("asynchronous", False))
 
     def definitions(self, registry: Registry | None = None) -> dict[str, dict]:
-        """Built-in and plugin definitions, then the project's user definitions."""
+        """Built-in and plugin definitions, then the project's user definitions.
+
+        A user definition named like a built-in one is ignored, as the original PESTO does:
+        the built-in type decodes the values, so its definition must be the one described.
+        """
         registry = registry or default_registry()
-        return {**registry.definitions(), **self.user_definitions}
+        builtin = registry.definitions()
+        return builtin | {n: s for n, s in self.user_definitions.items() if n not in builtin}
 
     def write(self, folder: Path) -> None:
         """Write the merged files flat into `folder` (what an image carries as /etc/pesto)."""
@@ -102,7 +107,7 @@ def load(
             "(create one with `pesto-pack init`)"
         )
     _check_profiles(root, profiles, registry)
-    api = _validated(_load_api_files(api_dir, root, profiles), api_dir, registry)
+    api = _validated(_load_api_files(api_dir, root, profiles), "pesto/api", registry)
     build_file = _load_with_profiles(build_dir, "build", root, profiles)
     _require_keys(build_file, BUILD_KEYS, build_dir / "build.json", root)
     requirements = _load_with_profiles(build_dir, "requirements", root, profiles)
@@ -111,7 +116,10 @@ def load(
         base_image=requirements["dockerBaseImage"],
         environments={k: str(v) for k, v in (requirements.get("environments") or {}).items()},
         resources=_resources(requirements.get("requirements") or {}, build_dir, root),
-        labels={"org.pesto.name": str(build_file["name"]), "org.pesto.profiles": " ".join(profiles)},
+        labels={
+            "org.pesto.name": str(build_file["name"]),
+            "org.pesto.profiles": " ".join(profiles),
+        },
     )
     settings = reduce(
         lambda s, p: registry.profiles[p].apply(s) if p in registry.profiles else s,
@@ -132,7 +140,8 @@ def load(
 def load_api(folder: Path | str, registry: Registry | None = None) -> ServiceApi:
     """Read the merged api files that an image carries (`/etc/pesto`), profiles already applied."""
     folder = Path(folder)
-    return _validated(_load_api_files(folder, folder, ()), folder, registry or default_registry())
+    api = _load_api_files(folder, folder, ())
+    return _validated(api, str(folder), registry or default_registry())
 
 
 def available_profiles(root: Path, registry: Registry | None = None) -> list[str]:
@@ -173,45 +182,66 @@ def _load_api_files(api_dir: Path, root: Path, profiles: Sequence[str]) -> Servi
     return ServiceApi(**values)
 
 
-def _validated(api: ServiceApi, api_dir: Path, registry: Registry) -> ServiceApi:
+def _validated(api: ServiceApi, api_dir: str, registry: Registry) -> ServiceApi:
+    """`api` once checked: config against its schema, every `$ref` known. Errors name
+    `api_dir` as the user knows it (`pesto/api` in a project)."""
     if api.config_schema:
         _check_config(api, api_dir)
     known = set(api.definitions(registry))
     for name in ("input_schema", "output_schema"):
-        _check_schema_references(getattr(api, name), api_dir / f"{name}.json", known)
+        where = f"{api_dir}/{name}.json"
+        for key, prop in getattr(api, name).items():
+            if key != "required":
+                _check_references(prop, f"{where}: property {key!r}", known)
     return api
 
 
-def _check_config(api: ServiceApi, api_dir: Path) -> None:
+def _check_config(api: ServiceApi, api_dir: str) -> None:
     try:
         validator_class = jsonschema.validators.validator_for(api.config_schema)
         validator_class.check_schema(api.config_schema)
     except jsonschema.SchemaError as error:
         raise ProjectError(
-            f"{api_dir / 'config_schema.json'} is not a valid JSON schema: {error.message}"
+            f"{api_dir}/config_schema.json is not a valid JSON schema: {error.message}"
         ) from None
-    error = jsonschema.exceptions.best_match(validator_class(api.config_schema).iter_errors(api.config))
+    validator = validator_class(api.config_schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(api.config))
     if error is not None:
         raise ProjectError(
-            f"{api_dir / 'config.json'} does not match config_schema.json at {error.json_path}: "
-            f"{error.message}"
+            f"{api_dir}/config.json does not match config_schema.json at "
+            f"{json_path(error.absolute_path)}: {error.message}"
         )
 
 
-def _check_schema_references(schema: dict, path: Path, known: set[str]) -> None:
-    for key, prop in schema.items():
-        if key == "required" or not isinstance(prop, dict):
-            continue
-        reference = prop.get("$ref")
-        if reference is None:
-            continue
-        name = reference.removeprefix("#/definitions/")
-        if not reference.startswith("#/definitions/") or name not in known:
-            raise ProjectError(
-                f"{path}: property {key!r} refers to {reference!r}, which is not a known "
-                f"definition; known: {', '.join(sorted(known))} "
-                "(add it to user_definitions.json or install the plugin that provides it)"
-            )
+def json_path(parts: Iterable[str | int]) -> str:
+    """`$.285[1]`: where a value sits in a JSON document, readable (brackets only when needed)."""
+    path = "$"
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.isidentifier() or part.isdigit():
+            path += f".{part}"
+        else:
+            path += f"[{part!r}]"
+    return path
+
+
+def _check_references(schema: object, where: str, known: set[str]) -> None:
+    """Every `$ref` in a property's schema, however deep, names a known definition."""
+    if isinstance(schema, list):
+        for item in schema:
+            _check_references(item, where, known)
+    if not isinstance(schema, dict):
+        return
+    reference = schema.get("$ref")
+    if isinstance(reference, str) and reference.removeprefix("#/definitions/") not in known:
+        raise ProjectError(
+            f"{where} refers to {reference!r}, which is not a known definition; known: "
+            f"{', '.join(sorted(known))} "
+            "(add it to user_definitions.json or install the plugin that provides it)"
+        )
+    for value in schema.values():
+        _check_references(value, where, known)
 
 
 def _load_with_profiles(folder: Path, stem: str, root: Path, profiles: Iterable[str]) -> dict:

@@ -22,7 +22,7 @@ class DecodeSettings:
     """What the operator allows a request to make the service do while decoding."""
 
     uri_allowlist: tuple[str, ...] = ()
-    """URI prefixes (`https://data.example/`, `file:///data/`) a value may point to; none default."""
+    """URI prefixes (`https://data.example/`, `file:///data/`) a value may point to (none)."""
     max_image_pixels: int = 178_956_970
     """Images claiming more pixels are refused before they are decoded (decompression bombs)."""
 

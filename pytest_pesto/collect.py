@@ -17,7 +17,7 @@ from pytest_pesto import payload, report, results
 from pytest_pesto.client import ServiceError
 from pytest_pesto.compare import Comparison, compare_answers, compare_describe, types_of
 from pytest_pesto.report import Mismatch, ServiceProblem
-from pytest_pesto.service import ServiceUnavailable, pesto_run
+from pytest_pesto.service import pesto_run, service_client
 
 DESCRIBE_FILE = "expected_describe.json"
 TEST_FOLDER_PREFIX = "test_"
@@ -61,16 +61,17 @@ class ResourcesFolder(pytest.Directory):
 
     def _test_folder(self, path: Path):
         if not (path / "input").is_dir():
+            shown = report.display(path, self.config.rootpath)
             return Unreadable.from_parent(
                 self,
                 path=path,
-                problem=f"{path}: no input/ folder; put the request's files in {path}/input/ "
-                "(one file or folder per input key), and the expected answer in output/",
+                problem=f"{shown} has no input/ folder: put the request's files in {shown}/input/"
+                f" (one file or folder per input key) and the expected answer in {shown}/output/",
             )
         try:
             for part in ("input", "output"):
                 if (path / part).is_dir():
-                    payload.read_folder(path / part, default_registry())
+                    payload.read_folder(path / part, default_registry(), check=True)
         except PestoError as error:
             return Unreadable.from_parent(self, path=path, problem=str(error))
         return FolderItem.from_parent(self, name=path.name, path=path, nodeid=_id(self, path))
@@ -104,10 +105,7 @@ class ServiceItem(pytest.Item):
 
     def setup(self) -> None:
         self.run = pesto_run(self.config)
-        try:
-            self.client = self.run.service.client()
-        except ServiceUnavailable as error:
-            pytest.fail(str(error), pytrace=False)
+        self.client = service_client(self.run)
 
     def runtest(self) -> None:
         try:
@@ -145,69 +143,57 @@ class FolderItem(ServiceItem):
 
     def check(self) -> None:
         registry = default_registry()
-        inputs, output = self.path / "input", self.path / "output"
+        inputs, output, saved = self.path / "input", self.path / "output", self.path / ACTUAL_FOLDER
         actual = self.client.process(payload.read_folder(inputs, registry))
         if not isinstance(actual, dict):
             raise ServiceProblem(f"the service answered {type(actual).__name__}, not a JSON object")
-        expected = payload.read_folder(output, registry) if output.is_dir() else None
+        if saved.exists():
+            payload.remove(saved)  # what an earlier failing run saved
+        expected = payload.read_folder(output, registry) if output.is_dir() else {}
         properties = self.client.describe().get("output", {}).get("properties", {})
-        types = types_of(actual.keys() | (expected or {}).keys(), properties, registry)
-        if expected is None:
-            if not self.run.settings.update:
-                raise Mismatch(report.no_expected_output(self.shown(output)))
-            self._update(Comparison(unexpected=sorted(actual)), actual, types)
-            self.result_entry = {"Updated": sorted(actual)}
-            return
+        types = types_of(actual.keys() | expected.keys(), properties, registry)
+        if not output.is_dir() and not self.run.settings.update:
+            raise Mismatch(report.no_expected_output(self.shown(output)))
         comparison = compare_answers(expected, actual, types, self.run.settings.tolerance)
-        saved = self._save_actual(comparison, actual, types)
-        files = {
-            key: (payload.find_key(output, key), saved and payload.find_key(saved, key))
-            for key in comparison.differing
-        }
-        self.result_entry = results.comparison_entry(comparison, expected, actual, types, files)
         if comparison.matches:
-            return
-        if self.run.settings.update:
-            self._update(comparison, actual, types)
-            self.result_entry["Updated"] = sorted(
-                [*comparison.differing, *comparison.unexpected, *comparison.missing]
+            self.result_entry = dict(results.NO_DIFFERENCE)
+        elif self.run.settings.update:
+            self.result_entry = {"Updated": self._update(comparison, actual, types)}
+        else:
+            self._save(saved, actual, types)
+            files = {key: (payload.find_key(output, key), payload.find_key(saved, key)) for key in actual}
+            self.result_entry = results.comparison_entry(comparison, expected, actual, types, files)
+            raise Mismatch(
+                report.answer_mismatch(
+                    f"the answer to {self.shown(inputs)}/",
+                    comparison,
+                    f"{self.shown(output)}/",
+                    f"{self.shown(saved)}/",
+                    self.update_hint(output),
+                )
             )
-            return
-        raise Mismatch(
-            report.answer_mismatch(
-                f"the answer to {self.shown(inputs)}/",
-                comparison,
-                f"{self.shown(output)}/",
-                f"{self.shown(saved)}/" if saved else None,
-                self.update_hint(output),
-            )
-        )
 
-    def _save_actual(self, comparison: Comparison, actual: dict, types: dict) -> Path | None:
-        """Write the whole actual answer to `actual/` when it differs; clear it when it matches."""
-        folder = self.path / ACTUAL_FOLDER
-        if folder.exists():
-            payload.remove(folder)
-        if comparison.matches:
-            return None
+    @staticmethod
+    def _save(folder: Path, actual: dict, types: dict) -> None:
+        """Write the whole actual answer to `folder`, to compare with `output/` file by file."""
         for key, value in actual.items():
             try:
                 payload.write_key(folder, key, value, types[key])
             except PestoError:
                 continue  # a type that cannot write files: its value is in the report
-        return folder
 
-    def _update(self, comparison: Comparison, actual: dict, types: dict) -> None:
+    def _update(self, comparison: Comparison, actual: dict, types: dict) -> list[str]:
         """Rewrite what differs in `output/` from the actual answer; leave equal keys alone."""
         output = self.path / "output"
         changed = []
         for key in [*comparison.differing, *comparison.unexpected]:
-            changed.append(payload.write_key(output, key, actual[key], types[key]))
+            changed.append(str(self.shown(payload.write_key(output, key, actual[key], types[key]))))
         for key in comparison.missing:
             stale = payload.find_key(output, key)
             payload.remove(stale)
-            changed.append(stale)
-        self.updated = tuple(str(self.shown(path)) for path in changed)
+            changed.append(f"{self.shown(stale)} (removed)")
+        self.updated = tuple(changed)
+        return sorted([*comparison.differing, *comparison.unexpected, *comparison.missing])
 
 
 class DescribeItem(ServiceItem):
@@ -218,21 +204,26 @@ class DescribeItem(ServiceItem):
     def check(self) -> None:
         expected = json.loads(self.path.read_text())
         actual = self.client.describe(refresh=True)
-        comparison = compare_describe(expected, actual, default_registry(), self.run.settings.tolerance)
-        types = types_of(expected.keys() | actual.keys(), {}, default_registry())
-        self.result_entry = results.comparison_entry(comparison, expected, actual, types, {})
+        registry = default_registry()
+        comparison = compare_describe(expected, actual, registry, self.run.settings.tolerance)
         if comparison.matches:
-            return
-        if self.run.settings.update:
+            self.result_entry = dict(results.NO_DIFFERENCE)
+        elif self.run.settings.update:
             self.path.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n")
             self.updated = (str(self.shown(self.path)),)
-            self.result_entry["Updated"] = [self.path.name]
-            return
-        raise Mismatch(
-            report.answer_mismatch(
-                "GET /api/v1/describe", comparison, self.path.name, None, self.update_hint(self.path)
+            self.result_entry = {"Updated": [self.path.name]}
+        else:
+            types = types_of(expected.keys() | actual.keys(), {}, registry)
+            self.result_entry = results.comparison_entry(comparison, expected, actual, types, {})
+            raise Mismatch(
+                report.answer_mismatch(
+                    "GET /api/v1/describe",
+                    comparison,
+                    self.path.name,
+                    None,
+                    self.update_hint(self.path),
+                )
             )
-        )
 
 
 def _id(parent: pytest.Collector, path: Path) -> str:

@@ -52,8 +52,8 @@ def types_of(keys, properties: dict[str, dict], registry: Registry) -> dict[str,
 
 
 def _named(line: str, key: str) -> str:
-    """`answer['a']: ...` (a JSON comparison's path) as `key['a']: ...`."""
-    return key + line.removeprefix("answer") if line.startswith("answer") else line
+    """A type's line about one key, starting with the key (`dict['a']: expected 1, got 2`)."""
+    return key + line.removeprefix("answer") if line.startswith("answer") else f"{key}: {line}"
 
 
 def compare_describe(

@@ -13,21 +13,28 @@ from pathlib import Path
 
 from pesto_pack.errors import PayloadError
 from pesto_pack.plugins import Registry
-from pesto_pack.types.base import JSON, PayloadType
+from pesto_pack.types.base import JSON, DecodeSettings, PayloadType
+
+CHECK_SETTINGS = DecodeSettings(max_image_pixels=2**40)
+"""Test files are the project's own: checked for being decodable, not for their size."""
 
 
-def read_folder(folder: Path, registry: Registry) -> dict[str, JSON]:
+def read_folder(folder: Path, registry: Registry, check: bool = False) -> dict[str, JSON]:
     """An `input/` or `output/` folder as the dict of its keys (the request or the answer)."""
-    return {_key_of(path): read_path(path, registry) for path in _entries(folder)}
+    return {_key_of(path): read_path(path, registry, check) for path in _entries(folder)}
 
 
-def read_path(path: Path, registry: Registry) -> JSON:
-    """One file or folder of a test folder as the JSON value a client sends."""
+def read_path(path: Path, registry: Registry, check: bool = False) -> JSON:
+    """One file or folder of a test folder as the JSON value a client sends.
+
+    With `check`, each file's value is also decoded by its type, as the service would decode
+    it, so that a file that reads but cannot be used (a truncated image) is found now.
+    """
     if path.is_dir():
         entries = _entries(path)
         if all(_key_of(entry).isdigit() for entry in entries):
-            return [read_path(entry, registry) for entry in sorted(entries, key=_index_of)]
-        return {_key_of(entry): read_path(entry, registry) for entry in entries}
+            return [read_path(entry, registry, check) for entry in sorted(entries, key=_index_of)]
+        return {_key_of(entry): read_path(entry, registry, check) for entry in entries}
     payload_type = registry.type_for_file_suffix(path.suffix)
     if payload_type is None:
         raise PayloadError(
@@ -35,7 +42,10 @@ def read_path(path: Path, registry: Registry) -> JSON:
             f"rename it with one of {', '.join(registry.known_suffixes())}"
         )
     try:
-        return payload_type.read_file(path)
+        value = payload_type.read_file(path)
+        if check:
+            payload_type.decode(value, CHECK_SETTINGS)
+        return value
     except PayloadError as error:
         raise error if str(path) in str(error) else PayloadError(f"{path}: {error}") from None
     except OSError as error:

@@ -11,7 +11,7 @@ from pytest_pesto import results
 from pytest_pesto.client import PestoClient
 from pytest_pesto.collect import ResourcesFolder, ServiceItem, holds_test_data
 from pytest_pesto.options import Settings, add_options
-from pytest_pesto.service import RUN, PestoRun, PestoService, ServiceUnavailable, pesto_run
+from pytest_pesto.service import RUN, PestoRun, PestoService, pesto_run, service_client
 
 NO_SERVICE = (
     "no PESTO service to test: give --pesto-image=NAME:TAG or --pesto-url=URL "
@@ -101,10 +101,7 @@ def pesto_client(request: pytest.FixtureRequest) -> PestoClient:
     run = pesto_run(request.config)
     if not run.settings.active:
         pytest.skip(NO_SERVICE)
-    try:
-        return run.service.client()
-    except ServiceUnavailable as error:
-        pytest.fail(str(error), pytrace=False)
+    return service_client(run)
 
 
 @pytest.fixture(scope="session")

@@ -24,9 +24,8 @@ def answer_mismatch(
 ) -> str:
     """`what` differs from `expected_name`: one block per key, then where the answer is."""
     lines = [f"{what} differs from {expected_name}:"]
-    for key, differences in comparison.differing.items():
-        lines.append(f"{INDENT}{key}:")
-        lines += [f"{INDENT * 2}{line}" for line in differences]
+    for differences in comparison.differing.values():
+        lines += [f"{INDENT}{line}" for line in differences]
     if comparison.missing:
         lines.append(f"{INDENT}missing from the answer: {', '.join(comparison.missing)}")
     if comparison.unexpected:

@@ -101,3 +101,12 @@ RUN = pytest.StashKey[PestoRun]()
 
 def pesto_run(config: pytest.Config) -> PestoRun:
     return config.stash[RUN]
+
+
+def service_client(run: PestoRun) -> PestoClient:
+    """The session's client; the test fails with the reason alone when there is no service."""
+    try:
+        return run.service.client()
+    except ServiceUnavailable as error:
+        problem = str(error)
+    pytest.fail(problem, pytrace=False)  # outside `except`: no chained traceback in the report

@@ -1,0 +1,42 @@
+"""Around the app: one log line and one metric per request, whatever answered it."""
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from pesto_serve.metrics import Metrics
+
+log = logging.getLogger("pesto_serve.access")
+
+
+class Observed:
+    """A WSGI middleware that logs method, path, status and duration, and counts requests.
+
+    Routes are counted by their rule (`/api/v1/jobs/<job_id>/status`), not their path, so the
+    metric does not grow with every job id; requests no route matched count as `unmatched`.
+    """
+
+    def __init__(self, app: Callable, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        started = time.perf_counter()
+        statuses = []
+
+        def capture(status: str, headers: list, exc_info=None):
+            statuses.append(status)
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, capture)
+        duration_ms = (time.perf_counter() - started) * 1000
+        status = int(statuses[-1][:3]) if statuses else 500
+        method = environ.get("REQUEST_METHOD", "")
+        path = environ.get("bottle.raw_path") or environ.get("PATH_INFO", "")
+        route = environ.get("bottle.route")
+        self.metrics.requests.labels(route.rule if route else "unmatched", method, status).inc()
+        log.info(
+            "%s %s %d %.1fms", method, path, status, duration_ms,
+            extra={"method": method, "path": path, "status": status, "duration_ms": round(duration_ms, 2)},
+        )
+        return body

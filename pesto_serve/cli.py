@@ -1,0 +1,83 @@
+"""`pesto-serve PROJECT_DIR`: serve a project straight from its folder, no image, no engine.
+
+The fast inner loop: the project is read with its profiles by the same project model as a
+build (`host.project_on_host`), and the same app as in an image serves it.
+"""
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from pesto_pack.errors import PestoError
+from pesto_serve import logs
+from pesto_serve.host import project_on_host
+from pesto_serve.server import EXIT_START_FAILED, serve
+from pesto_serve.settings import Settings
+
+log = logging.getLogger("pesto_serve")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="pesto-serve",
+        description="Serve a PESTO project from its folder (PESTO_* variables set the defaults).",
+    )
+    parser.add_argument("project_dir", type=Path, metavar="PROJECT_DIR")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free)")
+    parser.add_argument(
+        "-p", "--profile", dest="profiles", action="extend", nargs="+", default=[],
+        metavar="PROFILE", help="profiles to apply, in order (e.g. -p stateful)",
+    )
+    parser.add_argument("--slots", type=_count(1), help="requests processed at once (PESTO_SLOTS)")
+    parser.add_argument("--queue-size", type=_count(0), help="requests that may wait (PESTO_QUEUE_SIZE)")
+    parser.add_argument("--jobs-dir", type=Path, help="folder of stateful jobs (PESTO_JOBS_DIR)")
+    parser.add_argument("--timeout", type=float, help="seconds to wait for an answer (PESTO_PROCESS_TIMEOUT)")
+    parser.add_argument("--log-format", choices=("text", "json"), help="PESTO_LOG_FORMAT")
+    return parser.parse_args(argv)
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except PestoError as error:
+        logs.configure("text")
+        return _cannot_start(error)
+    options = {
+        "slots": args.slots, "queue_size": args.queue_size, "jobs_dir": args.jobs_dir,
+        "process_timeout": args.timeout, "log_format": args.log_format,
+    }
+    settings = replace(
+        settings, host=args.host, port=args.port,
+        **{name: value for name, value in options.items() if value is not None},
+    )
+    logs.configure(settings.log_format)
+    try:
+        with project_on_host(args.project_dir, args.profiles, settings) as (project, settings):
+            mode = "stateful" if project.api.asynchronous else "stateless"
+            log.info("serving %s (%s) from %s", project.tag, mode, project.root)
+            return serve(project.api, settings)
+    except PestoError as error:
+        return _cannot_start(error)
+
+
+def _cannot_start(error: PestoError) -> int:
+    log.error("the service cannot start: %s", error)
+    return EXIT_START_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Request bodies to `process()` arguments, and `process()` answers to JSON, through the types.
+
+A request: validated against the input schema (with the definitions), then each field decoded
+by its payload type. An answer: each field encoded by its payload type, then validated against
+the output schema; an answer that breaks it is the service's error (500), not the caller's.
+Validators and the property-to-type table are built once, when the service starts.
+"""
+
+import dataclasses
+import json
+import logging
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+import numpy
+
+from pesto_pack.errors import PayloadError
+from pesto_pack.plugins import Registry
+from pesto_pack.project import ServiceApi
+from pesto_pack.types.base import DecodeSettings, ListType, PayloadType, Result, json_type_name
+from pesto_serve.errors import AnswerError, ServiceError
+from pesto_serve.schemas import IoSchema
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 300
+
+@dataclass(frozen=True)
+class Payloads:
+    """How this service reads its requests and writes its answers."""
+
+    input: IoSchema
+    output: IoSchema
+    input_types: dict[str, PayloadType]
+    output_types: dict[str, PayloadType]
+    output_item_types: dict[str, PayloadType]
+    """List outputs whose items are documents of their own (`Images`: one PNG per item)."""
+    input_validator: Any
+    output_validator: Any
+    decode_settings: DecodeSettings
+
+    @classmethod
+    def build(cls, api: ServiceApi, registry: Registry, decode_settings: DecodeSettings) -> "Payloads":
+        definitions = api.definitions(registry)
+        input_schema = IoSchema.from_file(api.input_schema)
+        output_schema = IoSchema.from_file(api.output_schema)
+        return cls(
+            input=input_schema,
+            output=output_schema,
+            input_types=_types(input_schema, registry),
+            output_types=_types(output_schema, registry),
+            output_item_types=_item_types(output_schema, registry),
+            input_validator=input_schema.validator(definitions),
+            output_validator=output_schema.validator(definitions),
+            decode_settings=decode_settings,
+        )
+
+    def decode(self, body: Any) -> dict[str, Any]:
+        """The request's fields as `process()` receives them; a 400 naming the field if not."""
+        if not isinstance(body, dict):
+            raise ServiceError(
+                400, f"the body must be a JSON object of the inputs, got a JSON {json_type_name(body)}"
+            )
+        error = jsonschema.exceptions.best_match(self.input_validator.iter_errors(body))
+        if error is not None:
+            field, message = _explain(error)
+            raise ServiceError(400, message, field)
+        values = {}
+        for name, value in body.items():
+            payload_type = self.input_types.get(name)
+            if payload_type is None:
+                continue  # not an input of this service: ignored, as the original does
+            try:
+                values[name] = payload_type.decode(value, self.decode_settings)
+            except PayloadError as failure:
+                raise ServiceError(400, failure.message, _field(name, failure.field)) from None
+            except Exception as failure:
+                log.warning("decoding input %r failed", name, exc_info=True)
+                raise ServiceError(
+                    400, f"cannot be read as {payload_type.name}: {failure}", name
+                ) from None
+        return values
+
+    def encode(self, answer: Any) -> dict[str, Any]:
+        """`process()`'s answer as JSON values, checked against the output schema."""
+        fields = _answer_fields(answer)
+        encoded = {}
+        for name, value in fields.items():
+            if value is None:
+                continue  # an output not produced this time
+            payload_type = self.output_types.get(name)
+            if payload_type is None:
+                raise AnswerError(
+                    f"the service's process() returned {name!r}, which output_schema.json does "
+                    f"not declare (it declares {', '.join(self.output.properties) or 'nothing'})",
+                    name,
+                )
+            if isinstance(value, numpy.generic):
+                value = value.item()
+            try:
+                encoded[name] = payload_type.encode(value)
+            except Exception as failure:
+                message = failure.message if isinstance(failure, PayloadError) else str(failure)
+                raise AnswerError(
+                    f"the service's process() returned a value for {name!r} that cannot be "
+                    f"encoded as {payload_type.name}: {message}",
+                    name,
+                ) from failure
+        error = jsonschema.exceptions.best_match(self.output_validator.iter_errors(encoded))
+        if error is not None:
+            field, message = _explain(error)
+            where = field or "the top level"
+            raise AnswerError(
+                f"the service's process() returned an answer which breaks output_schema.json "
+                f"at {where}: {message}",
+                field,
+            )
+        return encoded
+
+
+    def result_documents(self, encoded: dict[str, Any]) -> dict[str, Result | list[Result]]:
+        """An encoded answer as stateful job results: one document per key, or per list item."""
+        plain = json.loads(to_json_bytes(encoded))
+        documents: dict[str, Result | list[Result]] = {}
+        for name, value in plain.items():
+            item_type = self.output_item_types.get(name)
+            if item_type is not None and isinstance(value, list):
+                documents[name] = [item_type.to_result(item) for item in value]
+            else:
+                documents[name] = self.output_types[name].to_result(value)
+        return documents
+
+
+def to_json_bytes(value: Any) -> bytes:
+    """Compact JSON; numpy scalars and arrays nested in an answer become plain numbers and lists."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_plain).encode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, numpy.generic):
+        return value.item()
+    if isinstance(value, numpy.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _types(schema: IoSchema, registry: Registry) -> dict[str, PayloadType]:
+    return {name: registry.type_for_property(prop) for name, prop in schema.properties.items()}
+
+
+def _item_types(schema: IoSchema, registry: Registry) -> dict[str, PayloadType]:
+    """List outputs of a non-JSON item type (`Images`): each item is a result of its own."""
+    item_types = {}
+    for name, prop in schema.properties.items():
+        payload_type = registry.type_for_property(prop)
+        if isinstance(payload_type, ListType) and payload_type.items.media_type != "application/json":
+            item_types[name] = payload_type.items
+    return item_types
+
+
+def _answer_fields(answer: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(answer) and not isinstance(answer, type):
+        return {f.name: getattr(answer, f.name) for f in dataclasses.fields(answer)}
+    if isinstance(answer, dict):
+        return answer
+    raise AnswerError(
+        f"the service's process() returned {type(answer).__name__}; it must return the Output "
+        "dataclass of algorithm/input_output.py or a dict of the outputs"
+    )
+
+
+def _explain(error: jsonschema.ValidationError) -> tuple[str | None, str]:
+    """The field at fault (`image`, `areas[1].coordinates`) and what is wrong, briefly."""
+    path = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        if missing:
+            path.append(missing[0])
+            return _path_text(path), "is required but missing"
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        message = f"must be of type {expected}, got {json_type_name(error.instance)}"
+    else:
+        message = error.message
+        if len(message) > MAX_MESSAGE:
+            message = message[: MAX_MESSAGE - 3] + "..."
+    return _path_text(path), message
+
+
+def _path_text(path: list) -> str | None:
+    if not path:
+        return None
+    text = str(path[0])
+    for part in path[1:]:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def _field(name: str, inner: str | None) -> str:
+    if not inner or inner == name:
+        return name
+    return f"{name}{inner}" if inner.startswith("[") else f"{name}.{inner}"

@@ -1,0 +1,134 @@
+"""Serve a `Service` with waitress: ready after on_start(), graceful on SIGTERM.
+
+The port opens at once so that `/health` answers while `Process.on_start()` loads a model in
+the background; `/ready` and `/process` answer 503 until it has finished. If on_start() fails,
+the service logs why and exits non-zero: it never serves half-started. On SIGTERM (or Ctrl-C)
+it stops accepting connections, lets running requests finish within the grace period, and
+exits 0.
+"""
+
+import logging
+import os
+import signal
+import threading
+import time
+
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import create_server
+
+from pesto_pack.errors import PestoError
+from pesto_pack.project import ServiceApi
+from pesto_serve.app import make_app
+from pesto_serve.service import Service
+from pesto_serve.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SPARE_THREADS = 4
+"""Threads beyond slots and queue, so health, ready, describe and metrics answer under load."""
+LOOP_SECONDS = 0.5
+EXIT_START_FAILED = 3
+
+
+def serve(api: ServiceApi, settings: Settings) -> int:
+    """Run the service until SIGTERM; the process exit status (logging is the caller's)."""
+    try:
+        service = Service(api, settings)
+    except PestoError as error:
+        log.error("%s", error)
+        return EXIT_START_FAILED
+    server = create_server(
+        make_app(service),
+        host=settings.host,
+        port=settings.port,
+        threads=settings.slots + settings.queue_size + SPARE_THREADS,
+        # Bodies over our limit are answered by the app with a JSON 413; waitress's own (text)
+        # refusal is only a backstop for far larger ones.
+        max_request_body_size=2 * settings.max_body_bytes + 1024 * 1024,
+        asyncore_use_poll=True,
+        ident="pesto",
+    )
+    status = _Runner(service, server, settings.grace_period).run()
+    if service.slots.running:
+        # A process() call still running cannot be stopped, and would keep the interpreter
+        # from exiting (executor threads are joined at exit): leave without waiting for it.
+        log.warning("exiting with %d process() call(s) still running", service.slots.running)
+        logging.shutdown()
+        os._exit(status)
+    return status
+
+
+class _Runner:
+    """The main loop: waitress's event loop plus start-up and shutdown."""
+
+    def __init__(self, service: Service, server, grace_period: float):
+        self.service = service
+        self.server = server
+        self.grace_period = grace_period
+        self.start_error: BaseException | None = None
+        self.stop_requested = threading.Event()
+
+    def run(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        log.info("serving on http://%s:%s", self.server.effective_host, self.server.effective_port)
+        threading.Thread(target=self._start, name="pesto-start", daemon=True).start()
+        while not self.stop_requested.is_set() and self.start_error is None:
+            self._loop_once()
+        if self.start_error is not None:
+            self._close()
+            return EXIT_START_FAILED
+        log.info("stop requested: finishing running requests (grace period %g s)", self.grace_period)
+        self._drain()
+        return 0
+
+    def _start(self) -> None:
+        try:
+            self.service.start()
+        except BaseException as error:  # noqa: BLE001 - any failure means: do not serve
+            if isinstance(error, PestoError):
+                log.error("the service cannot start: %s", error)
+            else:
+                log.exception("the service cannot start: Process.on_start() raised %s", type(error).__name__)
+            self.start_error = error
+            self.server.pull_trigger()
+
+    def _on_signal(self, _signum, _frame) -> None:
+        # Only set a flag: the loop wakes within LOOP_SECONDS. Logging or pulling waitress's
+        # trigger here could deadlock on a lock the interrupted main thread holds.
+        self.stop_requested.set()
+
+    def _loop_once(self) -> None:
+        self.server.asyncore.loop(
+            timeout=LOOP_SECONDS, map=self.server._map, use_poll=True, count=1
+        )
+
+    def _drain(self) -> None:
+        """Stop accepting, serve what is in flight until done or out of time, then close."""
+        self.service.stop()
+        wasyncore.dispatcher.close(self.server)  # the listening socket only; the trigger stays
+        deadline = time.monotonic() + self.grace_period
+        while self._busy_channels() and time.monotonic() < deadline:
+            self._loop_once()
+        left = self._busy_channels()
+        if left:
+            log.warning("grace period over: %d request(s) still running are dropped", left)
+        else:
+            log.info("all requests answered; exiting")
+        self._close()
+
+    def _busy_channels(self) -> int:
+        busy = 0
+        for channel in list(self.server._map.values()):
+            if isinstance(channel, HTTPChannel):
+                if channel.requests or channel.total_outbufs_len:
+                    busy += 1
+                else:
+                    channel.will_close = True  # idle keep-alive connections are closed
+        return busy
+
+    def _close(self) -> None:
+        self.service.stop()
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+        wasyncore.close_all(self.server._map)

@@ -1,0 +1,88 @@
+"""Processing slots: N requests run at once, a bounded number wait, the rest are told to retry.
+
+The original answered 429 as soon as one request was running. Here a request past the running
+ones waits in a bounded queue; past the queue it gets 503 with Retry-After at once, so a burst
+neither piles up unbounded memory nor fails requests that a short wait would have served.
+"""
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TypeVar
+
+from pesto_serve.errors import ServiceError
+
+T = TypeVar("T")
+RETRY_AFTER_SECONDS = "1"
+
+
+class Slots:
+    """Runs work on `count` threads, with at most `queue_size` more pieces of work waiting."""
+
+    def __init__(self, count: int, queue_size: int):
+        self.count = count
+        self.queue_size = queue_size
+        self._executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="pesto-slot")
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._running = 0
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    @property
+    def waiting(self) -> int:
+        return self._admitted - self._running
+
+    def submit(self, work: Callable[[], T]) -> Future:
+        """Queue `work` for the next free slot; a 503 when the queue is already full."""
+        with self._lock:
+            if self._admitted >= self.count + self.queue_size:
+                raise ServiceError(
+                    503,
+                    f"the service is busy ({self._running} request(s) processing, "
+                    f"{self.waiting} waiting, the queue holds {self.queue_size}); retry later",
+                    headers={"Retry-After": RETRY_AFTER_SECONDS},
+                )
+            self._admitted += 1
+        future = self._executor.submit(self._run, work)
+        future.add_done_callback(self._release)
+        return future
+
+    def run(self, work: Callable[[], T], timeout: float = 0.0) -> T:
+        """Run `work` in a slot and return its result; a 504 after `timeout` seconds (0: never).
+
+        Python cannot stop a running thread: work that times out while running keeps its slot
+        until it returns (so `process()` is still never run twice at once), and its answer is
+        dropped. Work that times out while still waiting is cancelled and never runs.
+        """
+        future = self.submit(work)
+        try:
+            return future.result(timeout or None)
+        except FutureTimeout:
+            if future.cancel():
+                detail = "it was still waiting for a processing slot (it will not run)"
+            else:
+                detail = (
+                    "process() is still running; its answer will be dropped and its slot stays "
+                    "busy until it returns"
+                )
+            raise ServiceError(
+                504,
+                f"no answer within PESTO_PROCESS_TIMEOUT ({timeout:g} s): {detail}",
+            ) from None
+
+    def _run(self, work: Callable[[], T]) -> T:
+        with self._lock:
+            self._running += 1
+        try:
+            return work()
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _release(self, _future: Future) -> None:
+        with self._lock:
+            self._admitted -= 1

@@ -98,6 +98,25 @@ def test_decode_16_bit_png_stays_uint16():
     np.testing.assert_array_equal(array[0], pixels)
 
 
+def test_decode_refuses_a_16_bit_colour_png_rather_than_dropping_8_bits():
+    rows = np.arange(2 * 3 * 3, dtype=">u2").reshape(2, 3, 3) * 3000
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 16, 2, 0, 0, 0))
+        + png_chunk(b"IDAT", zlib.compress(raw))
+        + png_chunk(b"IEND", b"")
+    )
+    with pytest.raises(PayloadError, match="16-bit RGB PNG images cannot be read .* as TIFF"):
+        IMAGE.decode(base64.b64encode(png).decode(), SETTINGS)
+
+
+def test_decode_16_bit_rgb_tiff_stays_uint16():
+    pixels = RNG.integers(0, 65536, (4, 5, 3), dtype=np.uint16)
+    array = IMAGE.decode(tiff_base64(pixels, photometric="rgb"), SETTINGS)
+    np.testing.assert_array_equal(array, pixels.transpose(2, 0, 1))
+
+
 def test_decode_jpeg():
     pixels = np.full((8, 8, 3), (200, 100, 50), dtype=np.uint8)
     array = IMAGE.decode(pil_base64(PILImage.fromarray(pixels), "JPEG", quality=95), SETTINGS)

@@ -6,6 +6,11 @@ JPEG are read with Pillow; TIFF with tifffile, which reads what GDAL writes (any
 bands, any integer or float type), falling back to Pillow for the compressions tifffile cannot
 decode on its own (LZW, JPEG). Answers are PNG when PNG holds the array, TIFF otherwise.
 
+Not read: 16-bit colour PNGs (Pillow keeps 8 bits a channel: refused, not degraded); TIFFs
+compressed with LZW or JPEG whose bands Pillow cannot hold (more than 4, float or 16-bit
+colour: tifffile needs the `imagecodecs` package for those codecs); of a multi-page TIFF, the
+pages after the first (rasterio reads the first too).
+
 A value that is a URI (`file://`, `https://`, any `scheme://`) is opened only when it falls
 under one of the operator's allowed prefixes (`DecodeSettings.uri_allowlist`): the original
 opened any URI a caller sent, so a request could read the container's files or reach
@@ -186,6 +191,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
             f"{error}{reason}"
         ) from None
     check_size(image.width, image.height, len(image.getbands()), max_pixels)
+    _check_depth_kept(image, image_format)
     try:
         image.load()
     except _HEADER_ERRORS as error:
@@ -202,6 +208,16 @@ def check_size(width: int, height: int, bands: int, max_pixels: int) -> None:
         raise PayloadError(
             f"image is {width}x{height} pixels ({bands} bands), over the limit of {max_pixels} "
             "pixels (PESTO_MAX_IMAGE_PIXELS)"
+        )
+
+
+def _check_depth_kept(image: PILImage.Image, image_format: str) -> None:
+    """Refuse 16-bit colour images, which Pillow would silently reduce to 8 bits a channel."""
+    rawmodes = [tile[3][0] if isinstance(tile[3], tuple) else tile[3] for tile in image.tile]
+    if image.mode in ("RGB", "RGBA", "LA", "CMYK") and any(";16" in str(r) for r in rawmodes):
+        raise PayloadError(
+            f"16-bit {image.mode} {image_format} images cannot be read without losing the low "
+            "8 bits of each channel; send the image as TIFF (uncompressed or deflate)"
         )
 
 

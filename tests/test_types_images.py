@@ -164,14 +164,21 @@ def test_decode_tolerates_a_data_uri_prefix_and_line_breaks():
 def test_decode_refuses_a_bomb_before_allocating_its_pixels():
     value = base64.b64encode(png_claiming(100_000, 100_000)).decode()
     started = time.monotonic()
-    with pytest.raises(PayloadError, match="image is 100000x100000 pixels .*over the limit of"):
+    with pytest.raises(PayloadError, match="^image is 100000x100000 pixels, over the limit of"):
         IMAGE.decode(value, SETTINGS)
     assert time.monotonic() - started < 1
 
 
 def test_decode_applies_the_operators_pixel_limit_to_tiff_too():
     value = tiff_base64(np.zeros((20, 20), dtype=np.uint8))
-    with pytest.raises(PayloadError, match="image is 20x20 pixels .*over the limit of 100 "):
+    with pytest.raises(PayloadError, match="^image is 20x20 pixels, over the limit of 100 "):
+        IMAGE.decode(value, DecodeSettings(max_image_pixels=100))
+
+
+def test_decode_limits_the_band_values_of_a_many_band_tiff():
+    value = tiff_base64(np.zeros((5, 10, 10), np.uint8), photometric="minisblack", planarconfig=2)
+    IMAGE.decode(value, DecodeSettings(max_image_pixels=125))
+    with pytest.raises(PayloadError, match="10x10 pixels of 5 bands, over the limit of 400 values"):
         IMAGE.decode(value, DecodeSettings(max_image_pixels=100))
 
 

@@ -203,11 +203,17 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
 
 
 def check_size(width: int, height: int, bands: int, max_pixels: int) -> None:
-    """Refuse an image whose header claims more pixels (or band data) than the limit allows."""
-    if width * height > max_pixels or width * height * bands > 4 * max_pixels:
+    """Refuse an image whose header claims more pixels than the limit, or more band values
+    than 4 bands at the limit (a TIFF may have thousands of bands)."""
+    if width * height > max_pixels:
         raise PayloadError(
-            f"image is {width}x{height} pixels ({bands} bands), over the limit of {max_pixels} "
-            "pixels (PESTO_MAX_IMAGE_PIXELS)"
+            f"image is {width}x{height} pixels, over the limit of {max_pixels} "
+            "(PESTO_MAX_IMAGE_PIXELS)"
+        )
+    if width * height * bands > 4 * max_pixels:
+        raise PayloadError(
+            f"image is {width}x{height} pixels of {bands} bands, over the limit of "
+            f"{4 * max_pixels} values (4 bands of PESTO_MAX_IMAGE_PIXELS pixels)"
         )
 
 

@@ -286,6 +286,15 @@ def test_decode_fetches_an_allowed_http_uri(tmp_path, loopback_server):
         IMAGE.decode(loopback_server + "/images/jump", settings)
 
 
+def test_decode_reports_an_allowed_uri_that_cannot_be_read(tmp_path):
+    settings = DecodeSettings(uri_allowlist=(tmp_path.as_uri() + "/",))
+    with pytest.raises(PayloadError, match="cannot read .*missing.png.*No such file"):
+        IMAGE.decode((tmp_path / "missing.png").as_uri(), settings)
+    settings = DecodeSettings(uri_allowlist=("http://127.0.0.1:1/",))
+    with pytest.raises(PayloadError, match="cannot read 'http://127.0.0.1:1/x.png'"):
+        IMAGE.decode("http://127.0.0.1:1/x.png", settings)
+
+
 # -- encoding ---------------------------------------------------------------------------------
 
 
@@ -472,3 +481,4 @@ def test_images_compare_reports_lengths_and_items():
         "list lengths differ: expected 2, got 3",
         "item 1: image shapes differ: expected (3, 2, 2) uint8, got (1, 2, 2) uint8",
     ]
+

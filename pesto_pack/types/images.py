@@ -19,11 +19,11 @@ internal hosts.
 
 import base64
 import binascii
+import http.client
 import io
 import posixpath
 import re
 import struct
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -119,7 +119,7 @@ def fetch(uri: str, allowlist: tuple[str, ...]) -> bytes:
             opener = urllib.request.build_opener(_AllowListRedirects(allowlist))
             with opener.open(uri, timeout=FETCH_TIMEOUT_SECONDS) as response:
                 return _read_capped(response, uri)
-    except (OSError, urllib.error.URLError) as error:
+    except (OSError, ValueError, http.client.HTTPException) as error:  # URLError is an OSError
         raise PayloadError(f"cannot read {uri!r}: {error}") from None
     raise PayloadError(f"{scheme}:// URIs are not supported; use file://, http:// or https://")
 

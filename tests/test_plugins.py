@@ -139,3 +139,24 @@ def write_project(root: Path, input_schema: dict) -> None:
         path = root / "pesto" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
+
+
+def test_schemagen_writes_a_reference_to_the_plugins_definition(registry, tmp_path):
+    from pesto_pack import schemagen
+
+    root = tmp_path / "project"
+    write_project(root, {"required": []})
+    (root / "algorithm").mkdir()
+    (root / "algorithm" / "__init__.py").write_text("")
+    (root / "algorithm" / "input_output.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from pesto_pack.fields import definition, field\n"
+        "@dataclass\nclass Input:\n"
+        "    table: list = definition('Table', 'rows to sum', required=True)\n"
+        "@dataclass\nclass Output:\n    total: float = field('their sum')\n"
+    )
+    input_schema, _ = schemagen.generate(root)
+    assert input_schema == {
+        "table": {"$ref": "#/definitions/Table", "description": "rows to sum"},
+        "required": ["table"],
+    }

@@ -83,19 +83,18 @@ def load_process(project_dir: Path, input_properties: Iterable[str]) -> LoadedPr
 
 
 def _import_path_first(project_dir: Path) -> None:
-    """Make `import algorithm` find this project's package, even if another one was imported.
+    """Make `import algorithm` import this project's package afresh.
 
-    Tests (and a host serving several projects in turn) load different projects in one
-    interpreter; a stale `algorithm` in `sys.modules` would hand back the previous project.
+    Tests (and a host serving several projects in turn) load projects in one interpreter; an
+    `algorithm` left in `sys.modules` would hand back the previous project, or the previous
+    load's module state.
     """
     root = str(project_dir)
     if root in sys.path:
         sys.path.remove(root)
     sys.path.insert(0, root)
     for name in [n for n in sys.modules if n == PACKAGE or n.startswith(PACKAGE + ".")]:
-        origin = getattr(sys.modules[name], "__file__", None) or ""
-        if not origin.startswith(root + "/"):
-            del sys.modules[name]
+        del sys.modules[name]
     importlib.invalidate_caches()
 
 

@@ -9,7 +9,6 @@ Validators and the property-to-type table are built once, when the service start
 import dataclasses
 import json
 import logging
-import numbers
 from dataclasses import dataclass
 from typing import Any
 

@@ -5,9 +5,9 @@
     python scripts/classify_local.py --tests           # every pesto/tests/resources/test_*,
                                                        # checked against output/category.string
 
-Files are decoded the way the service hands them to process(): a numpy array in channel-first
-(C, H, W) order, grayscale as (1, H, W), palette expanded to RGB (RGBA when it has a
-transparent colour), 16-bit grayscale as uint16. The class index is read from this project's
+Files are decoded by the service's own decoder (pesto_pack.types.images), so process() gets
+what it gets in the service: a numpy array in channel-first (C, H, W) order, grayscale as
+(1, H, W), palettes expanded to RGB, 16-bit samples as uint16. The class index is read from this project's
 pesto/api/config.json (PESTO_CONFIG_DIR), the weights as process.py finds them.
 """
 
@@ -19,21 +19,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 PROJECT = Path(__file__).resolve().parent.parent
 TESTS = PROJECT / "pesto" / "tests" / "resources"
 
 
 def read_image(path: Path) -> np.ndarray:
-    """An image file as the service's (C, H, W) numpy array."""
-    with Image.open(path) as picture:
-        if picture.mode == "P":
-            picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
-        elif picture.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "PA", "La", "RGBa"):
-            picture = picture.convert({"1": "L", "PA": "RGBA", "La": "LA", "RGBa": "RGBA"}.get(picture.mode, "RGB"))
-        array = np.asarray(picture)
-    return array[np.newaxis] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
+    """An image file as process() gets it: the service's own decoder, (C, H, W)."""
+    from pesto_pack.types.base import DecodeSettings
+    from pesto_pack.types.images import decode_image
+
+    return decode_image(path.read_bytes(), DecodeSettings().max_image_pixels)
 
 
 def test_folders() -> list[tuple[Path, str]]:

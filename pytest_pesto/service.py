@@ -72,7 +72,7 @@ class PestoService:
         return self.container.url
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a plugin: hashed by identity
 class PestoRun:
     """What the plugin keeps for one session: its settings, its service, what items reported.
 

@@ -5,12 +5,11 @@ where nothing listens.
 """
 
 import base64
-import io
 import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from pytest_plugin_helpers import make_folder, png_bytes
 
 from pesto_pack.errors import PayloadError
 from pesto_pack.plugins import default_registry
@@ -22,27 +21,7 @@ pytest_plugins = ["pytester"]
 NOWHERE = "--pesto-url=http://127.0.0.1:9"
 
 
-def png_bytes(pixels: list[list[int]]) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.array(pixels, dtype=np.uint8)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-NOISE_PNG = png_bytes(np.random.default_rng(0).integers(0, 255, (64, 64)).tolist())
-
-
-def make_folder(root, name: str, inputs: dict, outputs: dict | None = None):
-    """`root/pesto/tests/resources/<name>/{input,output}` with the given files (path: content)."""
-    folder = root / "pesto" / "tests" / "resources" / name
-    for part, files in (("input", inputs), ("output", outputs)):
-        if files is None:
-            continue
-        (folder / part).mkdir(parents=True, exist_ok=True)
-        for relative, content in files.items():
-            path = folder / part / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    return folder
+NOISE_PNG = png_bytes(np.random.default_rng(0).integers(0, 255, (64, 64)))
 
 
 def collected_ids(result) -> list[str]:

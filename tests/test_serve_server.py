@@ -1,0 +1,256 @@
+"""The real server: `pesto-serve` and `python -m pesto_serve` in a subprocess, spoken to over HTTP.
+
+Each test starts waitress on a free loopback port and polls /ready; none sleeps a fixed time.
+"""
+
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from pesto_pack.plugins import default_registry
+from pesto_pack.project import load
+from pesto_pack.types.base import Tolerance
+from serve_support import PROJECTS
+from test_serve_process import RGB, png_base64
+
+PESTO_SERVE = Path(sys.executable).parent / "pesto-serve"
+START_TIMEOUT = 30.0
+
+
+class Server:
+    """A service process and where it listens."""
+
+    def __init__(self, process: subprocess.Popen, port: int, log: Path):
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self.url + path, timeout=10, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return requests.post(self.url + path, timeout=10, **kwargs)
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the service exited with {self.process.returncode}:\n{self.log_text()}")
+            try:
+                if self.get("/api/v1/ready").status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        pytest.fail(f"the service was not ready in {START_TIMEOUT} s:\n{self.log_text()}")
+
+    def exit_status(self, timeout: float = 20.0) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the service did not exit in {timeout} s:\n{self.log_text()}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running(command: list[str], tmp_path: Path, env: dict | None = None, ready: bool = True,
+            port: int | None = None) -> Iterator[Server]:
+    port = port or free_port()
+    log = tmp_path / f"service-{port}.log"
+    environment = {**os.environ, "PESTO_JOBS_DIR": str(tmp_path / "jobs"), **(env or {})}
+    with open(log, "wb") as stream:
+        process = subprocess.Popen(
+            [*command, *(["--port", str(port)] if command[0] == str(PESTO_SERVE) else [])],
+            stdout=stream, stderr=subprocess.STDOUT, env=environment,
+        )
+    server = Server(process, port, log)
+    try:
+        if ready:
+            server.wait_until_ready()
+        yield server
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def pesto_serve(project: str, *options: str) -> list[str]:
+    return [str(PESTO_SERVE), str(PROJECTS / project), *options]
+
+
+def decode(value: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(value)))).transpose(2, 0, 1)
+
+
+def test_pesto_serve_answers_a_real_image_over_http(tmp_path):
+    with running(pesto_serve("template"), tmp_path) as server:
+        assert server.get("/api/v1/health").text == "OK"
+        answer = server.post("/api/v1/process", json={"image": png_base64(RGB), "integer_parameter": 1})
+        assert answer.status_code == 200, answer.text
+        assert (decode(answer.json()["image"]) == 255 - RGB).all()
+        assert answer.json()["integer_output"] == 2
+        describe = server.get("/api/v1/describe").json()
+        assert describe["_links"]["self"]["href"] == f"{server.url}/api/v1/describe"
+        error = server.post("/api/v1/process", json={"image": "file:///etc/passwd"})
+        assert error.status_code == 400 and error.json()["error"]["field"] == "image"
+    assert "POST /api/v1/process 200" in server.log_text()
+
+
+def test_pesto_serve_runs_stateful_jobs_with_a_real_image(tmp_path):
+    with running(pesto_serve("template", "-p", "stateful"), tmp_path) as server:
+        submitted = server.post("/api/v1/process", json={"image": png_base64(RGB)})
+        assert submitted.status_code == 202, submitted.text
+        status_url = submitted.headers["Location"]
+        assert status_url.startswith(server.url)
+        deadline = time.monotonic() + 10
+        while (status := requests.get(status_url, timeout=10).json())["status"] not in ("DONE", "ERROR"):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert status["status"] == "DONE", status
+        results = requests.get(status["link"], timeout=10).json()
+        image = requests.get(results["image"], timeout=10)
+        assert image.headers["Content-Type"] == "image/png"
+        assert (np.asarray(Image.open(io.BytesIO(image.content))).transpose(2, 0, 1) == 255 - RGB).all()
+        assert len(results["image_list"]) == 2
+    assert any((tmp_path / "jobs").glob("*/results/*"))
+
+
+def test_pesto_serve_answers_the_template_test_folders(tmp_path):
+    registry = default_registry()
+    project = load(PROJECTS / "template")
+    folders = sorted(project.tests_dir.glob("test_*"))
+    assert len(folders) == 2
+    with running(pesto_serve("template"), tmp_path) as server:
+        describe = server.get("/api/v1/describe").json()
+        inputs, outputs = describe["input"]["properties"], describe["output"]["properties"]
+        for folder in folders:
+            payload = {
+                path.stem: registry.type_for_property(inputs[path.stem]).read_file(path)
+                for path in (folder / "input").iterdir()
+            }
+            answer = server.post("/api/v1/process", json=payload).json()
+            expected_files = {path.name.split(".")[0]: path for path in (folder / "output").iterdir()}
+            assert set(answer) == set(expected_files), folder.name
+            for key, path in expected_files.items():
+                payload_type = registry.type_for_property(outputs[key])
+                differences = payload_type.compare(payload_type.read_file(path), answer[key], Tolerance())
+                assert differences == [], f"{folder.name}/{key}: {differences}"
+
+
+def test_python_m_pesto_serve_reads_the_environment_and_etc_pesto(tmp_path):
+    config_dir = tmp_path / "etc-pesto"
+    load(PROJECTS / "echo").api.write(config_dir)
+    port = free_port()
+    env = {
+        "PESTO_PROJECT_DIR": str(PROJECTS / "echo"), "PESTO_CONFIG_DIR": str(config_dir),
+        "PESTO_HOST": "127.0.0.1", "PESTO_PORT": str(port), "PESTO_LOG_FORMAT": "json",
+    }
+    with running([sys.executable, "-m", "pesto_serve"], tmp_path, env, port=port) as server:
+        assert server.post("/api/v1/process", json={"text": "in image"}).json() == {"text": "in image", "number": 0.0}
+    lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
+    request = next(line for line in lines if line.get("path") == "/api/v1/process")
+    assert (request["method"], request["status"], request["level"]) == ("POST", 200, "INFO")
+    assert request["duration_ms"] >= 0 and request["message"].startswith("POST /api/v1/process 200")
+
+
+def test_a_body_over_the_limit_is_a_json_413_from_the_real_server(tmp_path):
+    with running(pesto_serve("echo"), tmp_path, {"PESTO_MAX_BODY_BYTES": "1000"}) as server:
+        response = server.post("/api/v1/process", json={"text": "x" * 5000})
+        assert response.status_code == 413
+        assert response.json()["error"]["status"] == 413
+        assert server.post("/api/v1/process", json={"text": "small"}).status_code == 200
+
+
+def test_health_answers_while_on_start_runs_and_ready_after(tmp_path):
+    with running(pesto_serve("faulty"), tmp_path, {"FAULTY_ON_START": "sleep:1.5"}, ready=False) as server:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                health = server.get("/api/v1/health")
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        assert health.text == "OK"
+        assert server.get("/api/v1/ready").status_code == 503
+        assert server.post("/api/v1/process", json={"mode": "ok"}).status_code == 503
+        server.wait_until_ready()
+        assert server.post("/api/v1/process", json={"mode": "ok"}).json()["result"] == "ok"
+
+
+def test_on_start_failing_exits_non_zero_with_the_error_logged(tmp_path):
+    with running(pesto_serve("faulty"), tmp_path, {"FAULTY_ON_START": "raise"}, ready=False) as server:
+        status = server.exit_status()
+    assert status != 0
+    log = server.log_text()
+    assert "the service cannot start: Process.on_start() raised RuntimeError" in log
+    assert "on_start failed on purpose" in log and "Traceback" in log
+
+
+def test_a_project_that_cannot_load_exits_non_zero_saying_why(tmp_path):
+    with running([str(PESTO_SERVE), str(tmp_path)], tmp_path, ready=False) as server:
+        assert server.exit_status() != 0
+    assert "is not a PESTO project" in server.log_text()
+
+
+def test_sigterm_finishes_running_requests_then_exits_zero(tmp_path):
+    with running(pesto_serve("faulty"), tmp_path, {"PESTO_GRACE_PERIOD": "10"}) as server:
+        answers = []
+        request = threading.Thread(target=lambda: answers.append(
+            server.post("/api/v1/process", json={"mode": "sleep", "seconds": 1.0})
+        ))
+        request.start()
+        deadline = time.monotonic() + 10
+        while "pesto_slots_busy 1.0" not in server.get("/metrics").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.exit_status() == 0
+        request.join(10)
+    assert answers[0].status_code == 200 and answers[0].json()["result"] == "sleep"
+    with pytest.raises(requests.ConnectionError):
+        server.get("/api/v1/health")
+    assert "all requests answered" in server.log_text()
+
+
+def test_sigterm_gives_up_after_the_grace_period(tmp_path):
+    with running(pesto_serve("faulty"), tmp_path, {"PESTO_GRACE_PERIOD": "0.2"}) as server:
+        def abandoned_request():
+            with pytest.raises(requests.ConnectionError):
+                server.post("/api/v1/process", json={"mode": "sleep", "seconds": 30})
+
+        request = threading.Thread(target=abandoned_request)
+        request.start()
+        deadline = time.monotonic() + 10
+        while "pesto_slots_busy 1.0" not in server.get("/metrics").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.exit_status() == 0
+        assert time.monotonic() - started < 10
+        request.join(10)
+    assert "still running are dropped" in server.log_text()

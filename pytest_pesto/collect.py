@@ -84,7 +84,16 @@ class ResourcesFolder(pytest.Directory):
         return DescribeItem.from_parent(self, name=path.name, path=path, nodeid=_id(self, path))
 
 
-class Unreadable(pytest.File):
+class InResources:
+    """A node for a test folder, which pytest never collects as a directory of its own: it
+    takes the hooks of the `resources` folder, so the project's conftest.py files apply."""
+
+    @property
+    def ihook(self):
+        return self.parent.ihook
+
+
+class Unreadable(InResources, pytest.File):
     """A test folder or file the plugin cannot read: a collection error saying why."""
 
     def __init__(self, *, problem: str, **kwargs):
@@ -95,7 +104,7 @@ class Unreadable(pytest.File):
         raise self.CollectError(self.problem)
 
 
-class ServiceItem(pytest.Item):
+class ServiceItem(InResources, pytest.Item):
     """An item that asks the session's service something and compares the answer."""
 
     result_entry: dict | None = None

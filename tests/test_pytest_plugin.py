@@ -344,6 +344,21 @@ def test_junit_xml_has_one_testcase_per_folder_with_the_readable_report(pytester
     assert "text: expected 'b', got 'a'" in xml
 
 
+def test_the_projects_conftest_hooks_apply_to_test_folders(pytester, mirror):
+    failing_and_passing_folders(pytester)
+    pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_runtest_setup(item):
+            if item.name == "test_2":
+                pytest.skip("skipped by the project's conftest.py")
+        """
+    )
+
+    run(pytester, mirror).assert_outcomes(passed=2, skipped=1)
+
+
 # -- fixtures for users' own tests ------------------------------------------------------------
 USER_TESTS = """
 def test_describe(pesto_client, pesto_service_url):

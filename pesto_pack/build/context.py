@@ -1,0 +1,198 @@
+"""The build contexts of a service, assembled in its workspace from the project and the cache.
+
+Everything that can fail because of the project (a resource that is missing or does not
+match its sha256, an unsafe archive, a requirement pip cannot find) fails here, before the
+engine is called. The workspace keeps the result for a person to read and rebuild by hand:
+
+    ~/.pesto/NAME/VERSION/<profiles or "default">/
+        build.sh            the two `docker build` commands
+        build.log           the engine's log of the last build
+        dependencies/       Dockerfile, wheels/..., resources/...
+        service/            Dockerfile, runtime/ (the toolkit), etc/pesto/, project/algorithm/
+    ~/.pesto/.cache/        wheels, the runtime wheel, downloads and unpacked resources,
+                            kept by hash and shared by every project of this workspace
+
+Files come from the cache as hard links, so assembling costs little on every build.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from pesto_pack.build import dockerfile, images, resources, wheels
+from pesto_pack.errors import ProjectError
+from pesto_pack.project import Project
+
+PACKAGE = "algorithm"
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+READABLE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+SEARCHABLE = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+PLAN_VERSION = "2"
+"""Part of the dependencies image's hash: bump it when the layout of that image changes."""
+
+
+@dataclass(frozen=True)
+class Contexts:
+    folder: Path
+    dependencies: Path
+    service: Path
+    dependencies_tag: str
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / "build.log"
+
+
+def cache_folder(workspace: Path) -> Path:
+    """The cache shared by the projects of a workspace base (`~/.pesto/.cache`)."""
+    return workspace.parent.parent / ".cache"
+
+
+def prepare(
+    project: Project,
+    tag: str,
+    base_image: str,
+    workspace: Path,
+    runtime_wheel: Path | None = None,
+    labels: dict[str, str] | None = None,
+) -> Contexts:
+    """Fetch, check and assemble everything both builds need; the engine is not involved."""
+    _check_package(project)
+    cache = cache_folder(workspace)
+    runtime = runtime_wheel or wheels.runtime_wheel(cache)
+    runtime_deps = wheels.wheelhouse(
+        cache, "resolve the runtime's dependencies", wheels.runtime_requirements(runtime)
+    )
+    fetched = [resources.fetch(r, project.root, cache) for r in project.build.resources]
+    requirements_file = project.root / "requirements.txt"
+    project_deps = wheels.wheelhouse(
+        cache,
+        "resolve the project's requirements.txt and wheel resources",
+        requirements_file=requirements_file if requirements_file.is_file() else None,
+        local_wheels={f.path: f.sha256 for f in fetched if f.is_wheel},
+    )
+    wheel_folders = {
+        name: folder
+        for name, folder in (("wheels/runtime-deps", runtime_deps), ("wheels/project-deps", project_deps))
+        if folder is not None
+    }
+    unpacked = {
+        f"resources/{index}-{_safe_name(f.resource.name)}": (resources.unpacked(f, cache), f)
+        for index, f in enumerate(fetched)
+        if not f.is_wheel
+    }
+    recipe = dockerfile.DependenciesRecipe(
+        base_image=base_image,
+        wheel_folders=list(wheel_folders),
+        resources=[(name, f.resource.target.rstrip("/") + "/") for name, (_, f) in unpacked.items()],
+        volumes=project.build.volumes,
+    )
+    dependencies_text = dockerfile.dependencies_dockerfile(recipe)
+    dependencies_tag = f"{_repository(tag)}-deps:" + _digest(
+        PLAN_VERSION,
+        dependencies_text,
+        *(f"{name}/{p.name}" for name, folder in wheel_folders.items() for p in sorted(folder.iterdir())),
+        *(f.sha256 for _, f in unpacked.values()),
+    )
+    service_text = dockerfile.service_dockerfile(dockerfile.ServiceRecipe(
+        dependencies_image=dependencies_tag,
+        environment=project.build.environments,
+        labels={**project.build.labels, **(labels or {}), images.DEPENDENCIES: dependencies_tag},
+    ))
+
+    folder = workspace / ("-".join(project.profiles) or "default")
+    contexts = Contexts(folder, folder / "dependencies", folder / "service", dependencies_tag)
+    _fresh(contexts.dependencies, dependencies_text)
+    for name, source in wheel_folders.items():
+        _link_tree(source, contexts.dependencies / name)
+    for name, (source, _) in unpacked.items():
+        _link_tree(source, contexts.dependencies / name)
+    _fresh(contexts.service, service_text)
+    _link_tree(wheels.unpacked_runtime(runtime, cache), contexts.service / dockerfile.RUNTIME_FOLDER)
+    project.api.write(contexts.service / "etc" / "pesto")
+    shutil.copytree(project.root / PACKAGE, contexts.service / "project" / PACKAGE, ignore=IGNORED)
+    make_readable(contexts.folder)
+    _write_script(contexts, tag)
+    return contexts
+
+
+def make_readable(folder: Path) -> None:
+    """COPY keeps modes, and the service runs as a non-root user: let everyone read.
+
+    A user whose umask is 077, or an archive whose files are 0600, would otherwise give
+    the service files it cannot open.
+    """
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            _add_mode(Path(root, name), READABLE | SEARCHABLE)
+        for name in files:
+            _add_mode(Path(root, name), READABLE)
+
+
+def _add_mode(path: Path, bits: int) -> None:
+    if path.is_symlink():
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & bits != bits:
+        path.chmod(mode | bits)
+
+
+def _check_package(project: Project) -> None:
+    if not (project.root / PACKAGE / "process.py").is_file():
+        raise ProjectError(
+            f"{project.root} has no {PACKAGE}/process.py: the image runs the Process class it "
+            "defines (see `pesto-pack init` for the layout)"
+        )
+
+
+def _fresh(folder: Path, dockerfile_text: str) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / "Dockerfile").write_text(dockerfile_text)
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    shutil.copytree(source, target, symlinks=True, copy_function=_link)
+
+
+def _link(source: str | Path, target: str | Path) -> None:
+    """A hard link where the file system allows one, else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _write_script(contexts: Contexts, tag: str) -> None:
+    script = contexts.folder / "build.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        "# Rebuild this service by hand, as `pesto-pack build` last did (Docker or Podman).\n"
+        "set -e\n"
+        'cd "$(dirname "$0")"\n'
+        f"docker build -t {contexts.dependencies_tag} dependencies\n"
+        f"docker build -t {tag} service\n"
+    )
+    script.chmod(0o755)
+
+
+def _repository(tag: str) -> str:
+    """`registry:5000/team/name:1.0` -> `registry:5000/team/name`."""
+    head, _, last = tag.rpartition("/")
+    return (f"{head}/" if head else "") + last.partition(":")[0]
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60] or "resource"
+
+
+def _digest(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:16]

@@ -1,0 +1,180 @@
+"""`pesto-pack`: init, schemagen, build, list and test, as the original `pesto` command.
+
+Each subcommand is a small function over the toolkit's modules. A `PestoError` is a
+problem the user can act on: its message goes to stderr, without a traceback, and the exit
+status is 1 (2 for a command line argparse refuses). Progress goes to stderr, results to
+stdout, so `TAG=$(pesto-pack build .)` works.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from pesto_pack.errors import PestoError
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except PestoError as error:
+        print(f"pesto-pack {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"pesto-pack {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pesto-pack",
+        description="Turn a PESTO project (algorithm/ + pesto/) into a tested web service image.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = commands.add_parser(
+        "init", help="create a new project from the template",
+        description="Create a new PESTO project in DIR (absent or empty): a working example "
+        "service with its api files, build files, profiles and test folders.",
+    )
+    init.add_argument("directory", type=Path, metavar="DIR")
+    init.add_argument("--no-input", action="store_true", help="ask nothing: options, then defaults")
+    init.add_argument("--name", help="service and image name (default: from DIR)")
+    init.add_argument("--version", help="version, the image tag (default 1.0.0)")
+    init.add_argument("--description", help="one line that describe answers")
+    init.add_argument("--organization", help="who provides the service")
+    init.add_argument("--email", help="whom to contact")
+    init.set_defaults(run=_init)
+
+    schemagen = commands.add_parser(
+        "schemagen", help="write the schemas from algorithm/input_output.py",
+        description="Write pesto/api/input_schema.json and output_schema.json from the Input "
+        "and Output dataclasses of algorithm/input_output.py.",
+    )
+    _project_argument(schemagen)
+    schemagen.add_argument("--force", action="store_true", help="overwrite schema files that differ")
+    schemagen.set_defaults(run=_schemagen)
+
+    build = commands.add_parser(
+        "build", help="build the service image",
+        description="Build the project's service image through the Docker API (Docker or "
+        "Podman). Python packages are downloaded on this machine and installed in the image "
+        "without network. The Dockerfiles, contexts and log are kept in the build workspace "
+        "(~/.pesto/NAME/VERSION by default). The image's tag is the last line printed.",
+    )
+    _project_argument(build)
+    _profiles_argument(build)
+    build.add_argument(
+        "--base-image", metavar="IMAGE",
+        help="base image instead of dockerBaseImage (also: PESTO_BASE_IMAGE)",
+    )
+    build.add_argument("--tag", help="tag the image TAG instead of NAME:VERSION[-PROFILE...]")
+    build.add_argument("--no-cache", action="store_true", help="rebuild every layer")
+    build.add_argument(
+        "--runtime-wheel", type=Path, metavar="WHEEL",
+        help="install this pesto-toolkit wheel in the image instead of the running toolkit",
+    )
+    build.set_defaults(run=_build)
+
+    listing = commands.add_parser(
+        "list", help="list the PESTO images present",
+        description="List the service images in the engine that pesto-pack built.",
+    )
+    listing.set_defaults(run=_list)
+
+    test = commands.add_parser(
+        "test", help="run the project's test folders against its image",
+        description="Run pesto/tests/resources (expected_describe.json and the test_* "
+        "folders) against the project's image, building it first when it is missing.",
+    )
+    _project_argument(test)
+    _profiles_argument(test)
+    test.add_argument("--image", help="image to test (default: the project's NAME:VERSION[-PROFILE...])")
+    test.add_argument("--results", type=Path, metavar="PATH", help="where to write results.json")
+    test.set_defaults(run=_test)
+    return parser
+
+
+def _project_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "project_dir", type=Path, nargs="?", default=Path("."), metavar="PROJECT_DIR",
+        help="the project folder (default: the current folder)",
+    )
+
+
+def _profiles_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-p", "--profile", dest="profiles", action="extend", nargs="+", default=[],
+        metavar="PROFILE", help="profiles to apply, in order (e.g. -p gpu stateful)",
+    )
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pesto_pack import init
+
+    given = {q.key: getattr(args, q.key) for q in init.QUESTIONS}
+    values = init.answers(args.directory, given, ask=None if args.no_input else input)
+    init.create(args.directory, values)
+    print(f"created {values['name']} {values['version']} in {args.directory}", file=sys.stderr)
+    print(f"next: pesto-pack build {args.directory} && pesto-pack test {args.directory}", file=sys.stderr)
+    return 0
+
+
+def _schemagen(args: argparse.Namespace) -> int:
+    from pesto_pack import schemagen
+
+    for line in schemagen.write(args.project_dir, force=args.force):
+        print(line)
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from pesto_pack.build import build
+
+    built = build(
+        args.project_dir, args.profiles, base_image=args.base_image, tag=args.tag,
+        no_cache=args.no_cache, runtime_wheel=args.runtime_wheel,
+    )
+    print(built.tag)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from pesto_pack.build.images import service_images
+    from pesto_pack.engine import connect
+
+    rows = [("NAME", "TAG", "PROFILES", "SIZE", "CREATED")]
+    for image in service_images(connect()):
+        name, _, tag = image.tag.rpartition(":")
+        rows.append((
+            name, tag, image.profiles or "-", f"{image.size / 1e6:.0f} MB",
+            image.created.astimezone().strftime("%Y-%m-%d %H:%M"),
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from pesto_pack import project
+    from pesto_pack.build import build
+    from pesto_pack.build.images import image_id
+    from pesto_pack.engine import connect
+    from pytest_pesto.runner import run_project_tests
+
+    image = args.image or project.load(args.project_dir, args.profiles).tag
+    if image_id(connect(), image) is None:
+        if args.image:
+            raise PestoError(f"image {image} is not in the engine; build it or give another --image")
+        print(f"{image} is not built yet: building it", file=sys.stderr)
+        build(args.project_dir, args.profiles)
+    return run_project_tests(args.project_dir, args.profiles, image, args.results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,6 +6,7 @@ as a person does for the quick local loop, and stops it afterwards.
 
 import contextlib
 import io
+import json
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import tifffile
 from PIL import Image
 
 PROJECTS = Path(__file__).parent / "projects"
@@ -28,6 +30,37 @@ def png_bytes(pixels) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+POLYGON = {"type": "Polygon", "coordinates": [[[0, 0], [0, 2], [2, 2], [0, 0]]]}
+RGB = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+
+
+def every_file_type() -> dict:
+    """Input files of the `mirror` project in every extension the built-in types read."""
+    jpeg, tiff = io.BytesIO(), io.BytesIO()
+    Image.fromarray(RGB).save(jpeg, "JPEG", quality=95)
+    tifffile.imwrite(tiff, RGB.transpose(2, 0, 1), photometric="minisblack", planarconfig="separate")
+    return {
+        "text.string": "a text",
+        "count.int": "3",
+        "ratio.float": "0.25",
+        "flag.bool": "true",
+        "meta.json": json.dumps({"a": [1, 2], "b": {"c": None}}),
+        "metas/0.json": json.dumps({"k": 1}),
+        "metas/1.json": json.dumps({"k": 2}),
+        "shape.geojson": json.dumps(POLYGON),
+        "shapes.json": json.dumps([POLYGON, POLYGON]),
+        "image.png": png_bytes(RGB),
+        "images/0.jpg": jpeg.getvalue(),
+        "images/1.tif": tiff.getvalue(),
+        "images/2.png": png_bytes(RGB[:, :, 0]),
+    }
+
+
+def same(files: dict) -> tuple[dict, dict]:
+    """Input and output of a `mirror` test folder that must pass."""
+    return files, dict(files)
 
 
 def make_folder(root: Path, name: str, inputs: dict | None, outputs: dict | None = None) -> Path:

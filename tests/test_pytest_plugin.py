@@ -9,15 +9,10 @@ import shutil
 
 import numpy as np
 import pytest
-import tifffile
 from PIL import Image
-from pytest_plugin_helpers import PROJECTS, make_folder, png_bytes, served
+from pytest_plugin_helpers import PROJECTS, RGB, every_file_type, make_folder, png_bytes, same, served
 
 pytest_plugins = ["pytester"]
-
-POLYGON = {"type": "Polygon", "coordinates": [[[0, 0], [0, 2], [2, 2], [0, 0]]]}
-RGB = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
-
 
 @pytest.fixture(scope="module")
 def mirror():
@@ -39,34 +34,6 @@ def any_mirror(request):
 
 def run(pytester, url: str, *args: str):
     return pytester.runpytest(f"--pesto-url={url}", "-p", "no:randomly", *args)
-
-
-def same(files: dict) -> tuple[dict, dict]:
-    """Input and output of a mirror test folder that must pass."""
-    return files, dict(files)
-
-
-def every_file_type() -> dict:
-    jpeg = Image.fromarray(RGB)
-    buffer = __import__("io").BytesIO()
-    jpeg.save(buffer, "JPEG", quality=95)
-    tiff = __import__("io").BytesIO()
-    tifffile.imwrite(tiff, RGB.transpose(2, 0, 1), photometric="minisblack", planarconfig="separate")
-    return {
-        "text.string": "a text",
-        "count.int": "3",
-        "ratio.float": "0.25",
-        "flag.bool": "true",
-        "meta.json": json.dumps({"a": [1, 2], "b": {"c": None}}),
-        "metas/0.json": json.dumps({"k": 1}),
-        "metas/1.json": json.dumps({"k": 2}),
-        "shape.geojson": json.dumps(POLYGON),
-        "shapes.json": json.dumps([POLYGON, POLYGON]),
-        "image.png": png_bytes(RGB),
-        "images/0.jpg": buffer.getvalue(),
-        "images/1.tif": tiff.getvalue(),
-        "images/2.png": png_bytes(RGB[:, :, 0]),
-    }
 
 
 # -- passing and failing folders ------------------------------------------------------------

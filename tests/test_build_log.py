@@ -1,0 +1,72 @@
+"""The engine's build log as the user sees it: one line per step, cache use marked."""
+
+from pesto_pack.build.engine_build import Progress
+
+PODMAN = """\
+[1/2] STEP 1/3: FROM pesto-base:bookworm AS venv
+[1/2] STEP 2/3: RUN python3 -m venv /opt/pesto/venv
+--> Using cache 498f8bdd7b1a3d11a5f14753dd5c0a0348c0fc8015d031628e96c2e30effc357
+--> 498f8bdd7b1
+[1/2] STEP 3/3: RUN pip install --no-index /tmp/wheels/*.whl
+Processing /tmp/wheels/numpy.whl
+Installing collected packages: numpy
+--> 77c13e15684
+[2/2] STEP 1/2: FROM pesto-base:bookworm
+[2/2] STEP 2/2: COPY --from=venv /opt/pesto/venv /opt/pesto/venv
+[2/2] COMMIT svc-deps:1
+--> 6367a24b5a3
+Successfully tagged docker.io/library/svc-deps:1
+6367a24b5a38e6e4c2f958ef91149ee9c94a8ab6d399acb94cbae68ee14416f3
+"""
+
+DOCKER = """\
+Step 1/3 : FROM svc-deps:1
+ ---> 2923d7664698
+Step 2/3 : COPY etc/pesto/ /etc/pesto/
+ ---> Using cache
+ ---> b8a9c7ae8d35
+Step 3/3 : COPY project/ /opt/pesto/project/
+ ---> 3537144903cf
+Successfully built 3537144903cf
+Successfully tagged svc:1.0.0
+"""
+
+
+def shown(log: str, label: str) -> tuple[list[str], Progress]:
+    lines: list[str] = []
+    progress = Progress(label, lines.append)
+    for line in log.splitlines():
+        progress.line(line)
+    progress.flush()
+    return lines, progress
+
+
+def test_podman_log_is_one_line_per_step_with_stages_and_cache_use():
+    lines, _ = shown(PODMAN, "dependencies")
+    assert lines == [
+        "dependencies: stage 1/2, step 1/3: FROM pesto-base:bookworm AS venv",
+        "dependencies: stage 1/2, step 2/3: RUN python3 -m venv /opt/pesto/venv  (cached)",
+        "dependencies: stage 1/2, step 3/3: RUN pip install --no-index /tmp/wheels/*.whl",
+        "dependencies: stage 2/2, step 1/2: FROM pesto-base:bookworm",
+        "dependencies: stage 2/2, step 2/2: COPY --from=venv /opt/pesto/venv /opt/pesto/venv",
+    ]
+
+
+def test_docker_log_is_understood_too():
+    lines, _ = shown(DOCKER, "service")
+    assert lines == [
+        "service: step 1/3: FROM svc-deps:1",
+        "service: step 2/3: COPY etc/pesto/ /etc/pesto/  (cached)",
+        "service: step 3/3: COPY project/ /opt/pesto/project/",
+    ]
+
+
+def test_the_current_step_and_its_own_output_are_kept_for_a_failure_report():
+    _, progress = shown(PODMAN.split("--> 77c13e15684")[0], "dependencies")
+    assert progress.step == "stage 1/2, step 3/3 (RUN pip install --no-index /tmp/wheels/*.whl)"
+    assert progress.output == ["Processing /tmp/wheels/numpy.whl", "Installing collected packages: numpy"]
+
+
+def test_long_instructions_are_shortened_on_screen():
+    lines, _ = shown("STEP 1/1: RUN " + "x" * 300, "service")
+    assert len(lines[0]) < 160 and lines[0].endswith("...")

@@ -60,14 +60,18 @@ def prepare(
     runtime_wheel: Path | None = None,
     labels: dict[str, str] | None = None,
 ) -> Contexts:
-    """Fetch, check and assemble everything both builds need; the engine is not involved."""
+    """Fetch, check and assemble everything both builds need; the engine is not involved.
+
+    The project's own inputs come first, so that a mistake in them is reported at once.
+    """
     _check_package(project)
     cache = cache_folder(workspace)
-    runtime = runtime_wheel or wheels.runtime_wheel(cache)
-    runtime_deps = wheels.wheelhouse(
-        cache, "resolve the runtime's dependencies", wheels.runtime_requirements(runtime)
-    )
     fetched = [resources.fetch(r, project.root, cache) for r in project.build.resources]
+    unpacked = {
+        f"resources/{index}-{_safe_name(f.resource.name)}": (resources.unpacked(f, cache), f)
+        for index, f in enumerate(fetched)
+        if not f.is_wheel
+    }
     requirements_file = project.root / "requirements.txt"
     project_deps = wheels.wheelhouse(
         cache,
@@ -75,15 +79,14 @@ def prepare(
         requirements_file=requirements_file if requirements_file.is_file() else None,
         local_wheels={f.path: f.sha256 for f in fetched if f.is_wheel},
     )
+    runtime = runtime_wheel or wheels.runtime_wheel(cache)
+    runtime_deps = wheels.wheelhouse(
+        cache, "resolve the runtime's dependencies", wheels.runtime_requirements(runtime)
+    )
     wheel_folders = {
         name: folder
         for name, folder in (("wheels/runtime-deps", runtime_deps), ("wheels/project-deps", project_deps))
         if folder is not None
-    }
-    unpacked = {
-        f"resources/{index}-{_safe_name(f.resource.name)}": (resources.unpacked(f, cache), f)
-        for index, f in enumerate(fetched)
-        if not f.is_wheel
     }
     recipe = dockerfile.DependenciesRecipe(
         base_image=base_image,

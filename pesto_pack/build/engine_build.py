@@ -30,7 +30,7 @@ class BuildError(PestoError):
     """The engine could not build an image; the message names the step and the error."""
 
 
-class _Progress:
+class Progress:
     """Turns the engine's log lines into one line per step, remembering the current step."""
 
     def __init__(self, label: str, log: Callable[[str], None]):
@@ -75,7 +75,7 @@ def run_build(
     no_cache: bool = False,
 ) -> str:
     """Build `context` as `tag` and return the image's id; BuildError names the failed step."""
-    progress = _Progress(label, log)
+    progress = Progress(label, log)
     image_id = None
     with log_file.open("a") as record:
         record.write(f"==== {label}: {tag} from {context}\n")
@@ -101,7 +101,13 @@ def run_build(
     return image_id or client.images.get(tag).id
 
 
-def _failure(label: str, tag: str, progress: _Progress, error: str) -> str:
+def _failure(label: str, tag: str, progress: Progress, error: str) -> str:
     output = progress.output[-FAILED_OUTPUT_LINES:]
     shown = ("\n  ".join(["", "last output of that step:", *output])) if output else ""
-    return f"building the {label} image {tag} failed at {progress.step}: {error}{shown}"
+    hint = ""
+    if "(FROM " in progress.step:
+        hint = (
+            "\n  The base image must be in the engine or pullable from a registry it reaches: "
+            "pull or import it, or choose another with --base-image or PESTO_BASE_IMAGE."
+        )
+    return f"building the {label} image {tag} failed at {progress.step}: {error}{shown}{hint}"

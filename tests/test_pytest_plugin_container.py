@@ -188,3 +188,22 @@ def test_ctrl_c_while_waiting_for_the_container_removes_it(pytester, engine, ima
 
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert left_running(engine, images["sleepy"]) == []
+
+
+def test_xdist_workers_each_run_their_own_container_and_remove_it(pytester, engine, images):
+    pytest.importorskip("xdist")
+    seen = pytester.path / "seen"
+    seen.mkdir()
+    pytester.makepyfile(
+        test_workers=f"""
+        def test_worker_service(pesto_service_url, worker_id):
+            (__import__("pathlib").Path({str(seen)!r}) / worker_id).write_text(pesto_service_url)
+        """
+    )
+
+    result = pytester.runpytest(f"--pesto-image={images['static']}", "-n", "2", "--dist=each")
+
+    result.assert_outcomes(passed=2)
+    urls = {path.name: path.read_text() for path in seen.iterdir()}
+    assert sorted(urls) == ["gw0", "gw1"] and urls["gw0"] != urls["gw1"]
+    assert left_running(engine, images["static"]) == []

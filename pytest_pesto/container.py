@@ -8,7 +8,6 @@ found and removed even if the run is interrupted while the engine is still creat
 
 import secrets
 import time
-import urllib.error
 import urllib.request
 
 from pesto_pack.errors import PestoError
@@ -52,7 +51,14 @@ def start(
 ) -> ServiceContainer:
     """Run `image` and wait until its service is ready; nothing is left running on failure."""
     docker = _import_docker()
-    client = _connect()
+    try:
+        return _start(docker, _connect(), image, start_timeout, gpus, environment or {})
+    except docker.errors.DockerException as error:
+        explanation = getattr(error, "explanation", None) or error
+        raise ContainerError(f"the engine could not run {image}: {explanation}") from None
+
+
+def _start(docker, client, image: str, timeout: float, gpus: str | None, environment: dict):
     try:
         client.images.get(image)
     except docker.errors.ImageNotFound:
@@ -68,17 +74,15 @@ def start(
             name=name,
             detach=True,
             ports={SERVICE_PORT: ("127.0.0.1", None)},
-            environment=environment or {},
+            environment=environment,
             device_requests=_device_requests(docker, gpus),
             labels={"org.pesto.test": "true"},
         )
-        url = f"http://127.0.0.1:{_host_port(container)}"
-        _wait_ready(container, url, image, start_timeout)
+        url = f"http://127.0.0.1:{_host_port(container, image)}"
+        _wait_ready(container, url, image, timeout)
         return ServiceContainer(container, url)
-    except BaseException as error:  # KeyboardInterrupt included: never leave it running
+    except BaseException:  # KeyboardInterrupt included: never leave it running
         _remove(container if container is not None else _find(client, name))
-        if isinstance(error, docker.errors.APIError):
-            raise ContainerError(f"the engine could not start {image}: {error.explanation or error}") from None
         raise
 
 
@@ -106,8 +110,8 @@ def _wait_ready(container, url: str, image: str, timeout: float) -> None:
             with opener.open(f"{url}/api/v1/ready", timeout=1.0) as response:
                 if response.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass  # not listening yet, or 503 while on_start() runs
+        except OSError:  # refused, reset, or 503 while on_start() runs (HTTPError)
+            pass
         if time.monotonic() + delay > deadline:
             logs = container.logs(tail=LOG_LINES).decode("utf-8", "replace").rstrip()
             raise ContainerError(
@@ -118,16 +122,18 @@ def _wait_ready(container, url: str, image: str, timeout: float) -> None:
         delay = min(delay * 1.5, 0.5)
 
 
-def _host_port(container) -> str:
+def _host_port(container, image: str) -> str:
     """The loopback port the engine published the service port on."""
     container.reload()
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(SERVICE_PORT)
-    if not bindings:
-        raise ContainerError(
-            f"the engine published no port for {SERVICE_PORT} of {container.name}; "
-            f"{exit_report(container) if container.status == 'exited' else 'is the engine rootless without port forwarding?'}"
-        )
-    return bindings[0]["HostPort"]
+    if bindings:
+        return bindings[0]["HostPort"]
+    if container.status in ("exited", "dead"):
+        raise ContainerError(f"{image} did not start: {exit_report(container)}")
+    raise ContainerError(
+        f"the engine published no port for {SERVICE_PORT} of {container.name}; does {image} "
+        "EXPOSE 8080 (images built by `pesto-pack build` do)?"
+    )
 
 
 def _device_requests(docker, gpus: str | None) -> list | None:

@@ -45,10 +45,6 @@ def no_expected_output(output: Path) -> str:
     )
 
 
-def updated(paths: list[Path]) -> str:
-    return "pesto: updated " + ", ".join(str(path) for path in paths)
-
-
 def display(path: Path, root: Path) -> Path:
     """`path` relative to the rootdir when it is under it, as pytest shows node ids."""
     try:

@@ -360,6 +360,21 @@ def test_the_client_fixture_skips_when_no_service_is_named(pytester):
     result.stdout.fnmatch_lines(["*no PESTO service to test: give --pesto-image=NAME:TAG or --pesto-url=URL*"])
 
 
+def test_a_running_service_is_tested_without_importing_the_docker_sdk(pytester, mirror):
+    make_folder(pytester.path, "test_1", *same({"text.string": "a"}))
+    pytester.makepyfile(
+        test_imports="""
+        import sys
+
+        def test_docker_is_not_imported(pesto_client):
+            pesto_client.process({"text": "x"})
+            assert "docker" not in sys.modules
+        """
+    )
+
+    pytester.runpytest_subprocess(f"--pesto-url={mirror}").assert_outcomes(passed=2)
+
+
 # -- pytest-xdist -----------------------------------------------------------------------------
 def test_xdist_workers_share_a_running_service_and_the_controller_writes_the_results(pytester, mirror):
     pytest.importorskip("xdist")

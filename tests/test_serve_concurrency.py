@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from pesto_serve.errors import ServiceError
 from pesto_serve.slots import Slots
 from serve_support import error_of, served
 
@@ -66,17 +67,20 @@ def test_a_timeout_is_504_and_the_slot_stays_busy_until_process_returns():
         assert app.post_json("/api/v1/process", {"mode": "ok"}).json["active"] == 1
 
 
-def test_a_request_timing_out_while_waiting_never_runs():
+@pytest.mark.parametrize("first_timeout", [0, 10], ids=["in-thread", "on-a-slot-thread"])
+def test_a_request_timing_out_while_waiting_never_runs(first_timeout):
     slots = Slots(count=1, queue_size=1)
     release = threading.Event()
     ran = []
     with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(slots.run, release.wait)
-        wait_until(lambda: slots.running == 1)
-        with pytest.raises(Exception) as raised:
-            slots.run(lambda: ran.append(True), timeout=0.05)
+        try:
+            first = pool.submit(slots.run, release.wait, first_timeout)
+            wait_until(lambda: slots.running == 1)
+            with pytest.raises(ServiceError) as raised:
+                slots.run(lambda: ran.append(True), timeout=0.05)
+        finally:
+            release.set()
         assert raised.value.status == 504 and "will not run" in raised.value.message
-        release.set()
         first.result()
     wait_until(lambda: slots.waiting == 0 and slots.running == 0)
     assert ran == []

@@ -4,7 +4,6 @@ Every error, the service's own and bottle's (404, 405, 500), is
 `{"error": {"status": ..., "field": ..., "message": ...}}` with `Content-Type: application/json`.
 """
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +16,7 @@ from pesto_serve.access import Observed
 from pesto_serve.describe import with_links
 from pesto_serve.errors import ServiceError, error_json
 from pesto_serve.jobs import DONE, Job, StoredResult
-from pesto_serve.payloads import to_json_bytes
+from pesto_serve.payloads import parse_json, to_json_bytes
 from pesto_serve.service import Service
 
 log = logging.getLogger(__name__)
@@ -169,10 +168,7 @@ def read_json_body(environ: dict, max_bytes: int) -> Any:
     body = environ["wsgi.input"].read(length) if length else b""
     if not body:
         raise ServiceError(400, "the body is empty; send the inputs as a JSON object")
-    try:
-        return json.loads(body)
-    except ValueError as error:
-        raise ServiceError(400, f"the body is not valid JSON: {error}") from None
+    return parse_json(body)
 
 
 def _errors_as_json(callback: Callable) -> Callable:

@@ -9,6 +9,7 @@ Validators and the property-to-type table are built once, when the service start
 import dataclasses
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,10 @@ from pesto_serve.schemas import IoSchema
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 300
+MAX_DEPTH = 100
+"""The deepest nesting of arrays and objects a request may have: user code (dataclasses.asdict,
+copy.deepcopy, json.dumps) recurses on nested values and would fail far below Python's limit."""
+
 
 @dataclass(frozen=True)
 class Payloads:
@@ -130,6 +135,90 @@ class Payloads:
             else:
                 documents[name] = self.output_types[name].to_result(value)
         return documents
+
+
+class _NotANumber(str):
+    """What `NaN`, `Infinity` and `-Infinity` parse to, until refused with their field."""
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON; a 400 for what is not JSON, and, naming the field, for what Python's
+    parser lets through but a JSON answer cannot carry: NaN, Infinity, numbers too large for
+    a float (`1e999`), unpaired UTF-16 surrogates (`"\\ud800"`), and nesting deeper than
+    MAX_DEPTH.
+
+    The check walks the parsed value's arrays and objects (one object for an image request),
+    and looks into strings only when the bytes hold a surrogate escape.
+    """
+    try:
+        value = json.loads(body, parse_constant=_NotANumber)
+    except RecursionError:
+        raise ServiceError(
+            400, f"the body nests arrays or objects more than {MAX_DEPTH} levels deep; flatten it"
+        ) from None
+    except ValueError as error:
+        raise ServiceError(400, f"the body is not valid JSON: {error}") from None
+    # An unpaired surrogate can only come from a `\\uDxxx` escape (UTF-8 bytes cannot hold one).
+    surrogates = b"\\" in body and (b"\\ud" in body or b"\\uD" in body)
+    problem = _first_problem(value, surrogates)
+    if problem is not None:
+        path, message = problem
+        raise ServiceError(400, message, _path_text(path))
+    return value
+
+
+def _first_problem(value: Any, strings: bool) -> tuple[list, str] | None:
+    """The path to the first value a JSON answer cannot carry, and why; None if all is well.
+
+    Only containers are pushed, each with a (parent trail, key) pair rather than a path list,
+    so that a long list of numbers costs one loop and no copies.
+    """
+    problem = _leaf_problem(value, strings)
+    if problem is not None:
+        return [], problem
+    stack = [(value, 0, None)] if isinstance(value, (dict, list)) else []
+    while stack:
+        node, depth, trail = stack.pop()
+        if depth >= MAX_DEPTH:
+            return _path(trail)[:1], f"nests arrays or objects more than {MAX_DEPTH} levels deep; flatten it"
+        for key, item in node.items() if type(node) is dict else enumerate(node):
+            if strings and type(key) is str and _has_surrogate(key):
+                return _path(trail), f"has a key with an unpaired UTF-16 surrogate ({key!r}); send UTF-8"
+            kind = type(item)
+            if kind is dict or kind is list:
+                stack.append((item, depth + 1, (trail, key)))
+            elif kind is float or kind is _NotANumber or (strings and kind is str):
+                problem = _leaf_problem(item, strings)
+                if problem is not None:
+                    return _path((trail, key)), problem
+    return None
+
+
+def _path(trail: tuple | None) -> list:
+    path = []
+    while trail is not None:
+        trail, key = trail
+        path.append(key)
+    return path[::-1]
+
+
+def _leaf_problem(value: Any, strings: bool) -> str | None:
+    kind = type(value)
+    if kind is _NotANumber:
+        return f"{value} is not a JSON number; send a finite number"
+    if kind is float and not math.isfinite(value):
+        return "is a number too large for a float (it would be infinite); send a finite number"
+    if strings and kind is str and _has_surrogate(value):
+        return "holds an unpaired UTF-16 surrogate (\\ud800-\\udfff), which is not text; send UTF-8"
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def to_json_bytes(value: Any) -> bytes:

@@ -235,6 +235,10 @@ def _decode_tiff(data: bytes, max_pixels: int) -> np.ndarray:
         check_size(page.imagewidth, page.imagelength, bands, max_pixels)
         array = page.asarray()
         axes = page.axes
+    if array.dtype.kind not in "buif":
+        raise PayloadError(
+            f"TIFF samples of type {array.dtype} are not pixel values; send integer or float bands"
+        )
     if axes == "YX":
         array = array[np.newaxis]
     elif axes == "YXS":

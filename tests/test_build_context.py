@@ -91,7 +91,8 @@ def test_workspace_holds_both_contexts_and_a_script_to_rebuild_by_hand(sample, c
     assert contexts.folder == cache_base / "resourceful" / "1.0.0" / "stateful"
     dependencies, service = contexts.dependencies, contexts.service
     assert {p.name for p in (dependencies / "wheels").iterdir()} == {"runtime-deps", "project-deps"}
-    assert any(p.name.startswith("humanize-") for p in (dependencies / "wheels" / "project-deps").iterdir())
+    project_wheels = {p.name.split("-")[0] for p in (dependencies / "wheels" / "project-deps").iterdir()}
+    assert {"humanize", "shout_suffix"} <= project_wheels, "requirements.txt and .whl resources"
     assert (dependencies / "resources" / "0-greeting" / "suffix.txt").read_text() == "(from a resource)\n"
     assert (service / "runtime" / "pesto_serve" / "__main__.py").is_file()
     assert json.loads((service / "etc" / "pesto" / "description.json").read_text())["asynchronous"] is True

@@ -73,7 +73,7 @@ def process(url: str) -> dict:
     return json.loads(body)
 
 
-EXPECTED = {"text": "HELLO! (from a resource)", "count": "1,234,567", "style": "loud and clear"}
+EXPECTED = {"text": "HELLO! (from a resource) (and a wheel)", "count": "1,234,567", "style": "loud and clear"}
 
 
 def test_default_profile_image_answers_over_http(engine, builder):
@@ -146,7 +146,7 @@ def test_code_only_change_rebuilds_from_the_cache(engine, builder, project):
         engine.images.get(first.image_id)  # the image the rebuild untagged is gone...
     engine.images.get(second.dependencies_tag)  # ...not what the new one is built from
     with running(engine, second.tag) as (url, _):
-        assert process(url)["text"] == "OLLEH! (from a resource)"
+        assert process(url)["text"] == "OLLEH! (from a resource) (and a wheel)"
 
 
 @pytest.fixture

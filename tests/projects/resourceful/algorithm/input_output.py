@@ -11,6 +11,6 @@ class Input:
 
 @dataclass
 class Output:
-    text: str = field("The text in capitals, with the configured punctuation and the resource's suffix")
+    text: str = field("The text in capitals, with the configured punctuation and the resources' suffixes")
     count: str = field("The number as humanize writes it")
     style: str = field("The GREETING_STYLE environment variable of the image")

@@ -1,11 +1,13 @@
 """A probe of what a build puts in the image: a pip requirement (humanize), a resource
-unpacked from a .tar.gz, an environment variable and the service's config file."""
+unpacked from a .tar.gz, a .whl resource (shout_suffix), an environment variable and the
+service's config file."""
 
 import json
 import os
 from pathlib import Path
 
 import humanize
+import shout_suffix
 
 from algorithm.input_output import Input, Output
 
@@ -23,7 +25,7 @@ class Process:
 
     def process(self, input: Input) -> Output:
         return Output(
-            text=f"{input.text.upper()}{self.punctuation} {self.suffix}",
+            text=f"{input.text.upper()}{self.punctuation} {self.suffix} {shout_suffix.SUFFIX}",
             count=humanize.intcomma(input.count),
             style=os.environ.get("GREETING_STYLE", ""),
         )

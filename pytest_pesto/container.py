@@ -14,6 +14,8 @@ from pesto_pack.errors import PestoError
 
 SERVICE_PORT = "8080/tcp"
 LOG_LINES = 30
+CREATE_PATIENCE = 3.0
+"""Seconds to look for a container whose creation was interrupted, before giving up."""
 
 
 class ContainerError(PestoError):
@@ -81,8 +83,11 @@ def _start(docker, client, image: str, timeout: float, gpus: str | None, environ
         url = f"http://127.0.0.1:{_host_port(container, image)}"
         _wait_ready(container, url, image, timeout)
         return ServiceContainer(container, url)
-    except BaseException:  # KeyboardInterrupt included: never leave it running
-        _remove(container if container is not None else _find(client, name))
+    except BaseException as error:  # KeyboardInterrupt included: never leave it running
+        if container is None:  # interrupted while the engine may still be creating it
+            refused = isinstance(error, docker.errors.APIError)
+            container = _find(docker, client, name, patience=0 if refused else CREATE_PATIENCE)
+        _remove(container)
         raise
 
 
@@ -147,12 +152,19 @@ def _device_requests(docker, gpus: str | None) -> list | None:
     return [docker.types.DeviceRequest(device_ids=gpus.split(","), capabilities=[["gpu"]])]
 
 
-def _find(client, name: str):
-    """The container named `name`, if the engine created it before the run was interrupted."""
-    try:
-        return client.containers.get(name)
-    except Exception:  # not created, or the engine is unreachable: nothing to remove
-        return None
+def _find(docker, client, name: str, patience: float):
+    """The container named `name`, looked for during `patience` seconds: a create request that
+    was interrupted on our side may still be completing in the engine."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return client.containers.get(name)
+        except docker.errors.NotFound:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.1)
+        except docker.errors.DockerException:  # the engine is gone: nothing left to remove
+            return None
 
 
 def _remove(container) -> None:
@@ -160,13 +172,13 @@ def _remove(container) -> None:
         return
     docker = _import_docker()
     try:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # v: a stateful image's VOLUME goes with it
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as error:
         raise ContainerError(
             f"the container {container.name} could not be removed ({error}); "
-            f"remove it with `docker rm -f {container.name}`"
+            f"remove it with `docker rm -f -v {container.name}`"
         ) from None
 
 

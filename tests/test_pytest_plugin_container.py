@@ -176,11 +176,21 @@ def test_ctrl_c_during_the_session_removes_the_container(pytester, engine, image
 def test_ctrl_c_while_waiting_for_the_container_removes_it(pytester, engine, images):
     two_folders(pytester)
     pytester.makeconftest(
-        """
-        import os, signal, threading
+        f"""
+        import os, signal, threading, time
+        from pesto_pack.engine import connect
+
+        def interrupt_once_the_container_exists():
+            engine, deadline = connect(), time.monotonic() + 120
+            while time.monotonic() < deadline:
+                for container in engine.containers.list(filters={{"label": {LABEL!r}}}):
+                    if container.attrs["Config"]["Image"].endswith({images['sleepy']!r}):
+                        os.kill(os.getpid(), signal.SIGINT)
+                        return
+                time.sleep(0.1)
 
         def pytest_sessionstart(session):
-            threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+            threading.Thread(target=interrupt_once_the_container_exists, daemon=True).start()
         """
     )
 

@@ -16,6 +16,7 @@ from build_support import http, running
 from docker.errors import ImageNotFound, NotFound
 
 from pesto_pack.build import BuildError, build, context, images, wheels
+from pesto_pack.build.engine_build import CACHED, STEP
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -133,15 +134,29 @@ def test_stateful_profile_answers_with_jobs_kept_in_a_volume(engine, builder):
         assert status == 200 and text.decode() == EXPECTED["text"], headers
 
 
+def cache_use(build_log: str, label: str) -> list[tuple[str, bool]]:
+    """(step, used the cache) for each step of one build in the engine's raw log."""
+    section = build_log.split(f"==== {label}:", 1)[1].split("\n==== ", 1)[0]
+    steps: list[tuple[str, bool]] = []
+    for line in section.splitlines():
+        if STEP.match(line):
+            steps.append((STEP.match(line)["instruction"], False))
+        elif CACHED.match(line) and steps:
+            steps[-1] = (steps[-1][0], True)
+    return steps
+
+
 def test_code_only_change_rebuilds_from_the_cache(engine, builder, project):
     first, _ = builder()
     code = project / "algorithm" / "process.py"
     code.write_text(code.read_text().replace("input.text.upper()", "input.text.upper()[::-1]"))
     second, lines = builder()
     assert not second.dependencies_built
-    steps = [line for line in lines if line.startswith("service: step")]
-    assert steps[-1].endswith("COPY project/ /opt/pesto/project/"), steps
-    assert all(line.endswith("(cached)") for line in steps[1:-1]), steps
+    assert f"dependencies: {second.dependencies_tag} is up to date" in lines
+    steps = cache_use((second.workspace / "build.log").read_text(), "service")
+    assert steps[-1] == ("COPY project/ /opt/pesto/project/", False), steps
+    assert all(cached for _, cached in steps[1:-1]), steps
+    assert "service: step 6/6: COPY project/ /opt/pesto/project/" in lines
     with pytest.raises(ImageNotFound):
         engine.images.get(first.image_id)  # the image the rebuild untagged is gone...
     engine.images.get(second.dependencies_tag)  # ...not what the new one is built from

@@ -70,3 +70,39 @@ def test_the_current_step_and_its_own_output_are_kept_for_a_failure_report():
 def test_long_instructions_are_shortened_on_screen():
     lines, _ = shown("STEP 1/1: RUN " + "x" * 300, "service")
     assert len(lines[0]) < 160 and lines[0].endswith("...")
+
+
+def test_a_step_is_shown_while_it_runs_when_the_engine_is_quiet():
+    import threading
+
+    from pesto_pack.build.engine_build import _with_pauses
+
+    release = threading.Event()
+
+    def engine():
+        yield {"stream": "STEP 1/1: RUN sleep 600\n"}
+        release.wait(10)
+        yield {"stream": "--> 0123456789a\n"}
+
+    lines: list[str] = []
+    progress = Progress("service", lines.append)
+    for chunk in _with_pauses(engine(), 0.05):
+        if chunk is None:
+            progress.flush()
+            assert lines == ["service: step 1/1: RUN sleep 600"]
+            release.set()
+        else:
+            progress.line(chunk["stream"].strip())
+    assert lines == ["service: step 1/1: RUN sleep 600"]
+
+
+def test_a_late_cache_note_shows_the_step_again_marked():
+    lines: list[str] = []
+    progress = Progress("service", lines.append)
+    progress.line("STEP 2/3: COPY etc/pesto/ /etc/pesto/")
+    progress.flush()  # the engine was slow to say more
+    progress.line("--> Using cache 0123")
+    assert lines == [
+        "service: step 2/3: COPY etc/pesto/ /etc/pesto/",
+        "service: step 2/3: COPY etc/pesto/ /etc/pesto/  (cached)",
+    ]

@@ -1,15 +1,19 @@
 """One image build through the engine's API, its log streamed to the user as it happens.
 
 The low-level `client.api.build(..., decode=True)` yields the engine's JSON log lines as
-they come. Each step is shown on one line when it starts, with `(cached)` when the engine
-reused its layer; a step's own output is kept and shown only if that step fails. Docker
+they come. Each step is shown on one line, with `(cached)` when the engine reused its
+layer: the engine says so right after the step's line, so a step is shown once that next
+line arrives, or after a moment without one (a long step is shown while it runs). A step's
+own output is kept and shown only if that step fails. Docker
 writes `Step 3/9 : COPY ...` and ` ---> Using cache`, Podman `[1/2] STEP 3/9: COPY ...`
 and `--> Using cache`: both are understood. The whole log goes to a file beside the
 contexts.
 """
 
+import queue
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import docker
@@ -24,6 +28,8 @@ CACHED = re.compile(r"^\s*-+> Using cache")
 ENGINE_NOTE = re.compile(r"^\s*-+> |^(Successfully (built|tagged)|COMMIT|\[\d+/\d+\] COMMIT)|^[0-9a-f]{64}$")
 SHOWN_WIDTH = 110
 FAILED_OUTPUT_LINES = 25
+PATIENCE = 1.0
+"""Seconds a step's line waits for the engine to say whether it used the cache."""
 
 
 class BuildError(PestoError):
@@ -37,7 +43,11 @@ class Progress:
         self.label = label
         self.log = log
         self.step = "before the first step"
-        self.pending: str | None = None
+        self.step_line = ""
+        self.pending = False
+        """The current step's line is not shown yet."""
+        self.fresh = False
+        """Nothing but the step's line has come yet: a cache note would be about this step."""
         self.output: list[str] = []
 
     def line(self, text: str) -> None:
@@ -49,20 +59,23 @@ class Progress:
             if len(instruction) > SHOWN_WIDTH:
                 instruction = instruction[: SHOWN_WIDTH - 3] + "..."
             self.step = f"{stage}step {match['step']} ({instruction})"
-            self.pending = f"{self.label}: {stage}step {match['step']}: {instruction}"
+            self.step_line = f"{self.label}: {stage}step {match['step']}: {instruction}"
+            self.pending = self.fresh = True
             self.output = []
-        elif CACHED.match(text) and self.pending:
-            self.log(self.pending + "  (cached)")
-            self.pending = None
+        elif CACHED.match(text) and self.fresh:
+            # Shown already when the engine took longer than PATIENCE to say it: shown again.
+            self.log(self.step_line + "  (cached)")
+            self.pending = self.fresh = False
         else:
             self.flush()
+            self.fresh = False
             if not ENGINE_NOTE.match(text):
                 self.output.append(text)
 
     def flush(self) -> None:
         if self.pending:
-            self.log(self.pending)
-            self.pending = None
+            self.log(self.step_line)
+            self.pending = False
 
 
 def run_build(
@@ -84,7 +97,10 @@ def run_build(
                 path=str(context), tag=tag, decode=True, rm=True, forcerm=True,
                 nocache=no_cache, pull=False, timeout=None,
             )
-            for chunk in chunks:
+            for chunk in _with_pauses(chunks, PATIENCE):
+                if chunk is None:
+                    progress.flush()
+                    continue
                 for text in chunk.get("stream", "").splitlines():
                     record.write(text + "\n")
                     if text.strip():
@@ -99,6 +115,32 @@ def run_build(
             raise BuildError(_failure(label, tag, progress, error.explanation or str(error))) from None
     progress.flush()
     return image_id or client.images.get(tag).id
+
+
+def _with_pauses(chunks: Iterable[dict], seconds: float) -> Iterator[dict | None]:
+    """The engine's chunks, and None each time `seconds` pass without one."""
+    received: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                received.put((chunk, None))
+        except Exception as error:  # re-raised in the caller's thread
+            received.put((None, error))
+        received.put((None, None))
+
+    threading.Thread(target=pump, daemon=True, name="engine-build-log").start()
+    while True:
+        try:
+            chunk, error = received.get(timeout=seconds)
+        except queue.Empty:
+            yield None
+            continue
+        if error is not None:
+            raise error
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _failure(label: str, tag: str, progress: Progress, error: str) -> str:

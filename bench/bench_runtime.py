@@ -329,22 +329,27 @@ class Results:
 
 
 def measure_footprint(service: Service, body: bytes, budget: Budget, results: Results) -> None:
-    """Start to first 200 (median of STARTS), RSS then, after 5,000 requests; leaves it running."""
-    starts = [service.start() for _ in range(STARTS)]
-    start_cpu = service.cpu_s()
-    rss_start = service.rss_mb()
+    """Start to first 200 and the CPU used by then (medians of STARTS starts); RSS at start,
+    after 5,000 requests and after 5,000 more (the first ones warm caches up; growth after
+    them would be a leak). Leaves the service running."""
+    starts, cpus = [], []
+    for _ in range(STARTS):
+        starts.append(service.start())
+        cpus.append(service.cpu_s())
+    rss = [service.rss_mb()]
     client = Client(service.port)
     try:
-        for _ in range(budget.memory_requests):
-            _, answer = client.post(body)
+        for _ in range(2):
+            for _ in range(budget.memory_requests):
+                _, answer = client.post(body)
+            rss.append(service.rss_mb())
     finally:
         client.close()
     if json.loads(answer) != json.loads(body):
         sys.exit(f"{service.name} did not echo the body: {answer[:300]!r}")
     results.footprint[service.name] = {
-        "start_s": statistics.median(starts), "starts_s": starts, "start_cpu_s": start_cpu,
-        "rss_start_mb": rss_start,
-        "rss_after_mb": service.rss_mb(), "requests_after": budget.memory_requests,
+        "start_s": statistics.median(starts), "starts_s": starts,
+        "start_cpu_s": statistics.median(cpus), "rss_mb": rss, "requests": budget.memory_requests,
     }
 
 
@@ -491,13 +496,15 @@ def report(results: Results, budget: Budget) -> str:
         "", f"Footprint on the no-op project: start to first 200 on {HEALTH} (median of {STARTS}), "
         f"resident memory (VmRSS)",
         "",
-        "| service | start s | CPU s at first 200 | RSS at start MB | RSS after requests MB | requests |",
+        f"| service | start s | CPU s at first 200 | RSS at start MB | after {budget.memory_requests:,} "
+        f"requests | after {2 * budget.memory_requests:,} |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in results.footprint.items():
+        start, first, second = row["rss_mb"]
         lines.append(
-            f"| {name} | {row['start_s']:.3f} | {row['start_cpu_s']:.2f} | {row['rss_start_mb']:.1f} | "
-            f"{row['rss_after_mb']:.1f} | {row['requests_after']:,} |"
+            f"| {name} | {row['start_s']:.3f} | {row['start_cpu_s']:.2f} | {start:.1f} | "
+            f"{first:.1f} | {second:.1f} |"
         )
     lines += ["", "Goals (ratios from this run)", "", "| goal | measured | met |", "| --- | --- | --- |"]
     lines += [f"| {goal} | {measured} | {'yes' if met else 'NO'} |" for goal, measured, met in goals(results)]
@@ -531,10 +538,11 @@ def goals(results: Results) -> list[tuple[str, str, bool]]:
     checks.append(("start ≤ 0.3 s to first 200",
                    f"{pesto['start_s']:.3f} s (original {original['start_s']:.3f} s)",
                    pesto["start_s"] <= 0.3))
-    checks.append(("RSS < 60 MB", f"{pesto['rss_after_mb']:.1f} MB", pesto["rss_after_mb"] < 60))
-    growth = pesto["rss_after_mb"] - pesto["rss_start_mb"]
-    checks.append((f"no RSS growth after {pesto['requests_after']:,} requests (≤ 2 MB)",
-                   f"{growth:+.1f} MB", growth <= 2))
+    start, first, second = pesto["rss_mb"]
+    checks.append(("RSS < 60 MB", f"{max(pesto['rss_mb']):.1f} MB at most", max(pesto["rss_mb"]) < 60))
+    checks.append((f"no RSS growth after {pesto['requests']:,} requests (≤ 1 MB more after as many again)",
+                   f"{second - first:+.1f} MB ({first - start:+.1f} MB over the first {pesto['requests']:,})",
+                   second - first <= 1))
     return checks
 
 

@@ -3,6 +3,7 @@
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from pesto_serve.metrics import Metrics
 
@@ -19,6 +20,7 @@ class Observed:
     def __init__(self, app: Callable, metrics: Metrics):
         self.app = app
         self.metrics = metrics
+        self._counters: dict[tuple, Any] = {}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -34,7 +36,11 @@ class Observed:
         method = environ.get("REQUEST_METHOD", "")
         path = environ.get("bottle.raw_path") or environ.get("PATH_INFO", "")
         route = environ.get("bottle.route")
-        self.metrics.requests.labels(route.rule if route else "unmatched", method, status).inc()
+        labels = (route.rule if route else "unmatched", method, status)
+        counter = self._counters.get(labels)
+        if counter is None:
+            counter = self._counters.setdefault(labels, self.metrics.requests.labels(*labels))
+        counter.inc()
         log.info(
             "%s %s %d %.1fms", method, path, status, duration_ms,
             extra={"method": method, "path": path, "status": status, "duration_ms": round(duration_ms, 2)},

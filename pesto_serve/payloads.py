@@ -21,7 +21,7 @@ from pesto_pack.plugins import Registry
 from pesto_pack.project import ServiceApi
 from pesto_pack.types.base import DecodeSettings, ListType, PayloadType, Result, json_type_name
 from pesto_serve.errors import AnswerError, ServiceError
-from pesto_serve.schemas import IoSchema
+from pesto_serve.schemas import BodyValidator, IoSchema
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ MAX_MESSAGE = 300
 MAX_DEPTH = 100
 """The deepest nesting of arrays and objects a request may have: user code (dataclasses.asdict,
 copy.deepcopy, json.dumps) recurses on nested values and would fail far below Python's limit."""
-
 
 @dataclass(frozen=True)
 class Payloads:
@@ -41,8 +40,8 @@ class Payloads:
     output_types: dict[str, PayloadType]
     output_item_types: dict[str, PayloadType]
     """List outputs whose items are documents of their own (`Images`: one PNG per item)."""
-    input_validator: Any
-    output_validator: Any
+    input_validator: BodyValidator
+    output_validator: BodyValidator
     decode_settings: DecodeSettings
 
     @classmethod
@@ -67,7 +66,7 @@ class Payloads:
             raise ServiceError(
                 400, f"the body must be a JSON object of the inputs, got a JSON {json_type_name(body)}"
             )
-        error = jsonschema.exceptions.best_match(self.input_validator.iter_errors(body))
+        error = self.input_validator.first_error(body)
         if error is not None:
             field, message = _explain(error)
             raise ServiceError(400, message, field)
@@ -112,7 +111,7 @@ class Payloads:
                     f"encoded as {payload_type.name}: {message}",
                     name,
                 ) from failure
-        error = jsonschema.exceptions.best_match(self.output_validator.iter_errors(encoded))
+        error = self.output_validator.first_error(encoded)
         if error is not None:
             field, message = _explain(error)
             where = field or "the top level"
@@ -223,15 +222,19 @@ def _has_surrogate(text: str) -> bool:
 
 def to_json_bytes(value: Any) -> bytes:
     """Compact JSON; numpy scalars and arrays nested in an answer become plain numbers and lists."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_plain).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def _plain(value: Any) -> Any:
+    """JSON for the numpy values that `json` does not know."""
     if isinstance(value, numpy.generic):
         return value.item()
     if isinstance(value, numpy.ndarray):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_plain)
 
 
 def _types(schema: IoSchema, registry: Registry) -> dict[str, PayloadType]:

@@ -93,8 +93,12 @@ def running(command: list[str], tmp_path: Path, env: dict | None = None, ready: 
         yield server
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait(10)
+            process.terminate()  # graceful: the queued log lines are written
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
 
 
 def pesto_serve(project: str, *options: str) -> list[str]:

@@ -6,8 +6,10 @@ Times are of the `pesto-pack build` command as a user runs it (process start inc
 The cold build starts from an empty workspace (every wheel downloaded, the runtime wheel
 built) with `--no-cache` (every layer built again; only the base image exists). Each
 code-only rebuild appends a comment to algorithm/process.py of a copy of the project, then
-builds again. The project is copied and renamed, so the images are the benchmark's own;
-they are removed at the end unless --keep.
+builds again with the runtime wheel of the cold build (`--runtime-wheel`), as a user's
+toolkit does not change between two builds (in this checkout, others' edits would).
+The project is copied and renamed, so the images are the benchmark's own; they are
+removed at the end unless --keep.
 """
 
 import argparse
@@ -21,6 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
+from pesto_pack.build import context
 from pesto_pack.engine import connect
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -37,6 +40,9 @@ def main() -> int:
         if args.base_image:
             command += ["--base-image", args.base_image]
         cold, tag = _timed(command + ["--no-cache"])
+        cache = context.cache_folder(Path(scratch) / "workspace" / "name" / "version")
+        runtime = next((cache / "runtime").glob("*/*.whl"))
+        command += ["--runtime-wheel", str(runtime)]
         unchanged, _ = _timed(command)
         rebuilds = []
         code = project / "algorithm" / "process.py"

@@ -48,6 +48,13 @@ def test_dependencies_are_installed_offline_in_a_first_stage_in_layer_order():
     assert all("--no-index" in line for line in lines if "pip install" in line)
 
 
+def test_the_runtime_comes_first_on_the_virtualenv_path():
+    run = next(line for line in instructions(dependencies_dockerfile(RECIPE)) if "pesto-runtime.pth" in line)
+    command = json.loads(run.removeprefix("RUN "))
+    assert command[:2] == ["/opt/pesto/venv/bin/python", "-c"]
+    assert 'sys.path.insert(0, "/opt/pesto/runtime")' in command[2]
+
+
 def test_only_the_virtualenv_leaves_the_wheel_stage():
     final_stage = dependencies_dockerfile(RECIPE).split("\nFROM registry.example:5000/python:3.11\n")[1]
     assert "wheels/" not in final_stage

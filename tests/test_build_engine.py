@@ -95,6 +95,8 @@ def test_default_profile_image_answers_over_http(engine, builder):
             .split(" CMD ", 1)[1].splitlines()[0]
         )
         assert container.exec_run(probe).exit_code == 0, "the health check passes once ready"
+        where = container.exec_run(["python", "-c", "import pesto_serve; print(pesto_serve.__file__)"])
+        assert where.output.decode().startswith("/opt/pesto/runtime/"), where.output
         no_wheels = container.exec_run(["sh", "-c", "ls /tmp/wheels /tmp/runtime 2>&1 || true"])
         assert b"No such file" in no_wheels.output, "wheels stay out of the final image"
     assert any(line.startswith("dependencies: stage 1/2, step") for line in lines)

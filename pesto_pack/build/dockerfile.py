@@ -49,6 +49,13 @@ READY_PROBE = (
     "import os, urllib.request; urllib.request.urlopen("
     "'http://127.0.0.1:%s/api/v1/ready' % os.environ.get('PESTO_PORT', '8080'), timeout=4)"
 )
+RUNTIME_ON_PATH = (
+    "import pathlib, sysconfig; "
+    "pathlib.Path(sysconfig.get_path('purelib'), 'pesto-runtime.pth').write_text("
+    f"'import sys; sys.path.insert(0, \"{RUNTIME_DIR}\")\\n')"
+)
+"""Puts the runtime first on the virtualenv's path, ahead of a pesto-toolkit that a project
+might list in its requirements.txt for its own tests."""
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -85,9 +92,8 @@ def dependencies_dockerfile(recipe: DependenciesRecipe) -> str:
         "# Wheels are installed in the first stage; only the virtualenv reaches the image.",
         f"FROM {recipe.base_image} AS venv",
         f"ENV PATH={BASE_PATH}",
-        f"RUN python3 -m venv {VENV} \\\n"
-        f" && echo {RUNTIME_DIR} > \"$({VENV}/bin/python -c "
-        "'import sysconfig; print(sysconfig.get_path(\"purelib\"))')/pesto-runtime.pth\"",
+        f"RUN python3 -m venv {VENV}",
+        f"RUN {json.dumps([f'{VENV}/bin/python', '-c', RUNTIME_ON_PATH])}",
     ]
     for folder in recipe.wheel_folders:
         inside = f"/tmp/{folder}"

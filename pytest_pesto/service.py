@@ -4,6 +4,7 @@ Started by the first item or fixture that needs it (a run that selects nothing s
 nothing). A start that fails is not retried: every item reports the same error at once.
 """
 
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from pesto_pack.errors import PestoError
 from pesto_pack.plugins import default_registry
 from pytest_pesto import container as containers
-from pytest_pesto.client import PestoClient, ServiceError, ServiceUnreachable
+from pytest_pesto.client import API, PestoClient, ServiceError, ServiceUnreachable
 from pytest_pesto.options import Settings
 
 
@@ -33,6 +34,8 @@ class PestoService:
         if self._client is None:
             try:
                 self._client = PestoClient(self._start(), self.settings.timeout, default_registry())
+                if self.settings.url:
+                    self._wait_ready(self._client)
                 self._client.describe()
             except PestoError as error:
                 self._start_error = self.explain(error) if isinstance(error, ServiceError) else str(error)
@@ -59,6 +62,23 @@ class PestoService:
             )
         service.remove()
         return None
+
+    def _wait_ready(self, client: PestoClient) -> None:
+        """A running service may still be in `on_start()` (503 on ready): wait for it.
+
+        Nothing answering at all is reported at once (ServiceUnreachable), not waited for.
+        """
+        deadline = time.monotonic() + self.settings.start_timeout
+        delay = 0.02
+        while client.request("GET", f"{API}/ready")[0] != 200:
+            if time.monotonic() + delay > deadline:
+                raise ServiceUnavailable(
+                    f"{self.settings.url} was not ready within {self.settings.start_timeout:g} s "
+                    "(GET /api/v1/ready answers 503 while on_start() runs); raise "
+                    "--pesto-start-timeout if on_start() is that slow"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
 
     def _start(self) -> str:
         if self.settings.url:

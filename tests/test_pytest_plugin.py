@@ -5,12 +5,26 @@ input/ passes and any change to output/ is a difference the plugin must report.
 """
 
 import json
+import os
+import subprocess
+import time
+import urllib.request
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
-from pytest_plugin_helpers import PROJECTS, RGB, every_file_type, make_folder, png_bytes, same, served
+from pytest_plugin_helpers import (
+    PESTO_SERVE,
+    PROJECTS,
+    RGB,
+    every_file_type,
+    free_port,
+    make_folder,
+    png_bytes,
+    same,
+    served,
+)
 
 pytest_plugins = ["pytester"]
 
@@ -241,7 +255,7 @@ def test_a_service_that_does_not_answer_is_an_error_of_every_item(pytester):
 
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
-        ["GET http://127.0.0.1:9/api/v1/describe: no answer (*", "is the service at http://127.0.0.1:9 running?"]
+        ["GET http://127.0.0.1:9/api/v1/ready: no answer (*", "is the service at http://127.0.0.1:9 running?"]
     )
 
 
@@ -395,3 +409,33 @@ def test_the_template_projects_test_folders_pass_against_its_service(pytester):
         result = run(pytester, url, "-v")
 
     result.assert_outcomes(passed=3)
+
+
+def test_a_running_service_still_in_on_start_is_waited_for(pytester, tmp_path):
+    make_folder(pytester.path, "test_1", {"mode.string": "ok"}, {"result.string": "ok", "active.int": "1"})
+    port = free_port()
+    command = [str(PESTO_SERVE), str(PROJECTS / "faulty"), "--port", str(port)]
+    environment = {**os.environ, "FAULTY_ON_START": "sleep:2"}
+    with open(tmp_path / "log", "wb") as log:
+        service = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_health(url)  # listening, and on_start() still has seconds to go
+            result = run(pytester, url, "-k", "test_1")
+        finally:
+            service.terminate()
+            service.wait(timeout=15)
+
+    result.assert_outcomes(passed=1)
+
+
+def wait_for_health(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/v1/health", timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

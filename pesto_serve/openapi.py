@@ -48,6 +48,19 @@ _RESULTS = {
     },
 }
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_JOB_LINKS = {
+    # What a client (or a tool such as schemathesis) can do with the job a POST answers.
+    name: {
+        "operationRef": "#/paths/" + path.replace("/", "~1") + f"/{method}",
+        "parameters": {"job_id": "$response.body#/jobId"},
+        "description": description,
+    }
+    for name, path, method, description in (
+        ("status", "/api/v1/jobs/{job_id}/status", "get", "the job's state"),
+        ("results", "/api/v1/jobs/{job_id}/results", "get", "one URL per output, once DONE"),
+        ("delete", "/api/v1/jobs/{job_id}", "delete", "delete the job and its results"),
+    )
+}
 _KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
 _INDEX = {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
 
@@ -79,7 +92,8 @@ def openapi_document(api: ServiceApi, definitions: dict[str, dict]) -> dict:
 
 def _common_paths(asynchronous: bool) -> dict:
     process_answer = (
-        {"202": _json("the job is queued; poll its status URL (also in Location)", "Job")}
+        {"202": {**_json("the job is queued; poll its status URL (also in Location)", "Job"),
+                 "links": _JOB_LINKS}}
         if asynchronous
         else {"200": _json("the outputs", "Output")}
     )

@@ -123,7 +123,8 @@ def submit_and_wait(service: Service, value: dict) -> str:
     return job
 
 
-def _serve(tmp_path_factory, *command: str):
+def serve(tmp_path_factory, *command: str):
+    """`pesto-serve` of a fixture project with the suite's settings, ready; stopped on exit."""
     folder: Path = tmp_path_factory.mktemp("hostile")
     return running(pesto_serve(*command), folder, {**ENVIRONMENT, "PESTO_JOBS_DIR": str(folder / "jobs")})
 
@@ -131,21 +132,21 @@ def _serve(tmp_path_factory, *command: str):
 @pytest.fixture(scope="session")
 def mirror(tmp_path_factory):
     """Every payload type, answered unchanged."""
-    with _serve(tmp_path_factory, "mirror") as server:
+    with serve(tmp_path_factory, "mirror") as server:
         yield Service(server, "mirror")
 
 
 @pytest.fixture(scope="session")
 def template(tmp_path_factory):
     """A required image and the template's outputs."""
-    with _serve(tmp_path_factory, "template") as server:
+    with serve(tmp_path_factory, "template") as server:
         yield Service(server, "template")
 
 
 @pytest.fixture(scope="session")
 def jobs(tmp_path_factory):
     """The mirror, stateful, with one finished job holding a text and a list of two images."""
-    with _serve(tmp_path_factory, "mirror", "-p", "stateful") as server:
+    with serve(tmp_path_factory, "mirror", "-p", "stateful") as server:
         service = Service(server, "mirror")
         service.job = submit_and_wait(service, {"text": "done", "images": [b64(PNG), b64(PNG)]})
         yield service

@@ -53,8 +53,9 @@ class BatchingHandler(logging.Handler):
         self._thread.start()
 
     def handle(self, record: logging.LogRecord) -> bool:
+        """Queue the record: no lock needed, as appending to a deque is atomic."""
         if self.filter(record):
-            self._queued.append(record)  # thread-safe: deque appends are atomic
+            self.emit(record)
             return True
         return False
 
@@ -65,8 +66,11 @@ class BatchingHandler(logging.Handler):
         """Write every queued record now, in order."""
         with self._writing:
             lines = []
-            while self._queued:
-                record = self._queued.popleft()
+            while True:
+                try:
+                    record = self._queued.popleft()
+                except IndexError:
+                    break
                 try:
                     lines.append(self.format(record))
                 except Exception:  # noqa: BLE001 - a bad record must not stop the others

@@ -24,14 +24,18 @@ def post_in_background(pool, app, body, status=200):
 
 def test_requests_past_the_slots_wait_instead_of_failing():
     with served("faulty", slots=1, queue_size=2) as (app, service), ThreadPoolExecutor(3) as pool:
-        answers = [post_in_background(pool, app, {"mode": "sleep", "seconds": 0.2}) for _ in range(3)]
+        running = post_in_background(pool, app, {"mode": "sleep", "seconds": 2})
+        wait_until(lambda: service.slots.running == 1)
+        waiting = [post_in_background(pool, app, {"mode": "ok"}) for _ in range(2)]
         wait_until(lambda: service.slots.waiting == 2)
-        assert [future.result().json["result"] for future in answers] == ["sleep"] * 3
+        assert running.result().json["result"] == "sleep"
+        assert [future.result().json["result"] for future in waiting] == ["ok", "ok"]
 
 
 def test_a_full_queue_is_503_with_retry_after():
     with served("faulty", slots=1, queue_size=1) as (app, service), ThreadPoolExecutor(2) as pool:
-        running = post_in_background(pool, app, {"mode": "sleep", "seconds": 0.5})
+        running = post_in_background(pool, app, {"mode": "sleep", "seconds": 2})
+        wait_until(lambda: service.slots.running == 1)
         waiting = post_in_background(pool, app, {"mode": "ok"})
         wait_until(lambda: service.slots.running == 1 and service.slots.waiting == 1)
         response = app.post_json("/api/v1/process", {"mode": "ok"}, status=503)
@@ -44,22 +48,23 @@ def test_a_full_queue_is_503_with_retry_after():
 
 
 def test_process_is_never_concurrent_unless_thread_safe():
-    with served("faulty", slots=3) as (app, _), ThreadPoolExecutor(3) as pool:
-        answers = [post_in_background(pool, app, {"mode": "sleep", "seconds": 0.1}) for _ in range(3)]
+    with served("faulty", slots=3) as (app, service), ThreadPoolExecutor(3) as pool:
+        answers = [post_in_background(pool, app, {"mode": "sleep", "seconds": 0.5}) for _ in range(3)]
+        wait_until(lambda: service.slots.running == 3)  # all in a slot, process() one at a time
         assert [future.result().json["active"] for future in answers] == [1, 1, 1]
 
 
 def test_a_thread_safe_process_runs_in_every_slot(monkeypatch):
     monkeypatch.setenv("FAULTY_THREAD_SAFE", "1")
     with served("faulty", slots=3) as (app, service), ThreadPoolExecutor(3) as pool:
-        answers = [post_in_background(pool, app, {"mode": "sleep", "seconds": 0.3}) for _ in range(3)]
+        answers = [post_in_background(pool, app, {"mode": "sleep", "seconds": 1.5}) for _ in range(3)]
         wait_until(lambda: service.slots.running == 3)
         assert sorted(future.result().json["active"] for future in answers)[-1] >= 2
 
 
 def test_a_timeout_is_504_and_the_slot_stays_busy_until_process_returns():
     with served("faulty", slots=1, queue_size=1, process_timeout=0.2) as (app, service):
-        error = error_of(app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 1}, status=504))
+        error = error_of(app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 2}, status=504))
         assert "PESTO_PROCESS_TIMEOUT (0.2 s)" in error["message"]
         assert "still running" in error["message"]
         assert service.slots.running == 1
@@ -88,7 +93,7 @@ def test_a_request_timing_out_while_waiting_never_runs(first_timeout):
 
 def test_health_answers_while_every_slot_is_busy():
     with served("faulty", slots=1, queue_size=0) as (app, service), ThreadPoolExecutor(1) as pool:
-        running = post_in_background(pool, app, {"mode": "sleep", "seconds": 0.3})
+        running = post_in_background(pool, app, {"mode": "sleep", "seconds": 1.5})
         wait_until(lambda: service.slots.running == 1)
         assert app.get("/api/v1/health").text == "OK"
         assert app.get("/api/v1/ready").text == "OK"

@@ -126,7 +126,7 @@ def test_an_answer_breaking_the_output_schema_makes_an_error_job(faulty):
 
 def test_results_are_409_until_the_job_is_done(faulty):
     app, _ = faulty
-    job_id = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 0.5}).json["jobId"]
+    job_id = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 2}).json["jobId"]
     error = error_of(app.get(f"/api/v1/jobs/{job_id}/results", status=409))
     assert re.search(r"is (PENDING|RUNNING)", error["message"])
     error_of(app.get(f"/api/v1/jobs/{job_id}/results/result", status=409))
@@ -174,7 +174,7 @@ def test_delete_removes_one_result(template):
 
 def test_a_running_job_cannot_be_deleted_but_a_waiting_one_is_cancelled(tmp_path):
     with served("faulty", ("stateful",), jobs_dir=tmp_path / "jobs", slots=1) as (app, service):
-        running = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 1}).json["jobId"]
+        running = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 2}).json["jobId"]
         waiting = app.post_json("/api/v1/process", {"mode": "ok"}).json["jobId"]
         wait_for(app, running, states=(RUNNING,))
         assert "is running" in error_of(app.delete(f"/api/v1/jobs/{running}", status=409))["message"]
@@ -208,7 +208,7 @@ def test_job_files_are_written_whole(tmp_path):
 
 def test_a_full_queue_refuses_a_job_without_leaving_it_behind(tmp_path):
     with served("faulty", ("stateful",), jobs_dir=tmp_path / "jobs", slots=1, queue_size=0) as (app, _):
-        first = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 0.5}).json["jobId"]
+        first = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 2}).json["jobId"]
         response = app.post_json("/api/v1/process", {"mode": "ok"}, status=503)
         assert response.headers["Retry-After"]
         assert list(app.get("/api/v1/jobs").json) == [first]

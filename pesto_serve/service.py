@@ -49,6 +49,9 @@ class Service:
         self.stopping = threading.Event()
         self._process: LoadedProcess | None = None
         self._process_lock: AbstractContextManager = nullcontext()
+        self._parallel_calls = 1
+        self._calls: dict[object, float] = {}
+        """When each process() call running now started (time.monotonic())."""
         self._futures: dict[str, Future] = {}
 
     # -- life cycle --------------------------------------------------------------------------
@@ -60,6 +63,7 @@ class Service:
             log.info("running Process.on_start()")
             loaded.on_start()
         self._process_lock = nullcontext() if loaded.thread_safe else threading.Lock()
+        self._parallel_calls = self.slots.count if loaded.thread_safe else 1
         self._process = loaded
         self.ready.set()
         log.info("ready in %.2f s (%d slot(s), queue %d%s)", time.perf_counter() - started,
@@ -83,6 +87,26 @@ class Service:
                 "GET /api/v1/ready answers 200",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
+        stuck = self._stuck()
+        if stuck:
+            raise ServiceError(503, stuck, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+    def _stuck(self) -> str | None:
+        """Why no request can be answered in time: every process() call that can run at once
+        has run past PESTO_PROCESS_TIMEOUT, and Python cannot stop them. Ready answers 503 (the
+        image's health check fails) until one returns. Stateful jobs have no such limit."""
+        timeout = self.settings.process_timeout
+        if not timeout or self.jobs is not None:
+            return None
+        now = time.monotonic()
+        overdue = sum(1 for started in list(self._calls.values()) if now - started > timeout)
+        if overdue < self._parallel_calls:
+            return None
+        return (
+            f"every process() call this service can run at once ({self._parallel_calls}) has run "
+            f"for more than PESTO_PROCESS_TIMEOUT ({timeout:g} s); it answers again once one "
+            "returns. If process() hangs, restart the service"
+        )
 
     # -- stateless ---------------------------------------------------------------------------
     def process_now(self, body: Any) -> dict[str, Any]:
@@ -136,6 +160,8 @@ class Service:
     def _call_process(self, values: dict[str, Any]) -> Any:
         with self._process_lock:
             started = time.perf_counter()
+            call = object()
+            self._calls[call] = time.monotonic()
             try:
                 return self._process.process(values)
             except Exception as error:
@@ -144,4 +170,5 @@ class Service:
                     500, f"the service's process() raised {type(error).__name__}: {error}"
                 ) from error
             finally:
+                del self._calls[call]
                 self.metrics.process_seconds.observe(time.perf_counter() - started)

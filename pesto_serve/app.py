@@ -107,7 +107,9 @@ def _job_routes(app: bottle.Bottle, service: Service) -> None:
     @app.get(f"{API}/jobs")
     def job_list():
         base = _base_url()
-        return _json({job.id: {"link": _status_url(base, job.id), "status": job.status} for job in jobs.all()})
+        return _json(
+            {job.id: {"link": _status_url(base, job.id), "status": job.status} for job in jobs.all()}
+        )
 
     @app.get(f"{API}/jobs/<job_id>/status")
     def job_status(job_id):
@@ -200,10 +202,12 @@ def _bottle_error(error: bottle.HTTPError) -> bytes:
     elif status == 405:
         allowed = error.headers.get("Allow", "")
         message = f"{request.method} is not allowed on {request.path}; allowed: {allowed}"
+    elif status < 500:
+        message = str(error.body)
     else:
         if error.traceback:
             log.error("bottle error %s on %s:\n%s", status, request.path, error.traceback)
-        message = str(error.body) if status < 500 else "internal error of the service; its log has the details"
+        message = "internal error of the service; its log has the details"
     return error_json(status, message).encode()
 
 

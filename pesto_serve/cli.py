@@ -26,7 +26,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("project_dir", type=Path, metavar="PROJECT_DIR")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free)")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free)"
+    )
     parser.add_argument(
         "-p", "--profile", dest="profiles", action="extend", nargs="+", default=[],
         metavar="PROFILE", help="profiles to apply, in order (e.g. -p stateful)",

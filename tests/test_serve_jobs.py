@@ -67,7 +67,8 @@ def test_job_ids_are_unguessable(template):
 
 def test_a_done_job_answers_each_result_with_its_media_type(template):
     app, _ = template
-    job_id = app.post_json("/api/v1/process", {"image": png_base64(RGB), "string_parameter": "abc"}).json["jobId"]
+    body = {"image": png_base64(RGB), "string_parameter": "abc"}
+    job_id = app.post_json("/api/v1/process", body).json["jobId"]
     status = wait_for(app, job_id)
     assert status["status"] == "DONE" and status["error"] is None
     assert path_of(status["link"]) == f"/api/v1/jobs/{job_id}/results"
@@ -186,7 +187,8 @@ def test_a_running_job_cannot_be_deleted_but_a_waiting_one_is_cancelled(tmp_path
 def test_a_restarted_service_answers_for_finished_jobs_and_marks_interrupted_ones(tmp_path):
     jobs = tmp_path / "jobs"
     with served("template", ("stateful",), jobs_dir=jobs) as (app, _):
-        done = app.post_json("/api/v1/process", {"image": png_base64(RGB), "string_parameter": "x"}).json["jobId"]
+        body = {"image": png_base64(RGB), "string_parameter": "x"}
+        done = app.post_json("/api/v1/process", body).json["jobId"]
         wait_for(app, done)
     store = JobStore(jobs)
     store.recover()

@@ -108,7 +108,9 @@ def test_process_refuses_json_that_is_not_an_object(echo):
 
 
 def test_process_refuses_a_wrong_content_type(echo):
-    response = echo.post("/api/v1/process", b"text=a", content_type="application/x-www-form-urlencoded", status=415)
+    response = echo.post(
+        "/api/v1/process", b"text=a", content_type="application/x-www-form-urlencoded", status=415
+    )
     assert "application/json" in error_of(response)["message"]
 
 
@@ -202,7 +204,9 @@ def test_an_answer_breaking_the_output_schema_is_the_services_error(faulty, capl
     with caplog.at_level(logging.ERROR):
         error = error_of(faulty.post_json("/api/v1/process", {"mode": "bad_output"}, status=500))
     assert error["field"] == "result"
-    assert error["message"].startswith("the service's process() returned an answer which breaks output_schema.json at result")
+    assert error["message"].startswith(
+        "the service's process() returned an answer which breaks output_schema.json at result"
+    )
     assert "must be of type string, got integer" in error["message"]
     assert any("breaks output_schema.json" in r.getMessage() for r in caplog.records)
 

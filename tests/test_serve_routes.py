@@ -52,7 +52,9 @@ def test_describe_has_the_original_structure(template):
     assert describe["config"]["required"] == ["category"]  # config_schema.json, as the original
     for side in ("input", "output"):
         schema = describe[side]
-        assert set(schema) >= {"$schema", "title", "type", "description", "definition", "definitions", "properties"}
+        assert set(schema) >= {
+            "$schema", "title", "type", "description", "definition", "definitions", "properties"
+        }
         assert schema["type"] == "object" and schema["description"] == "Expected format"
         assert set(schema["definitions"]) == ORIGINAL_DEFINITIONS | {"geojson"}
     assert describe["input"]["required"] == ["image"]

@@ -173,7 +173,8 @@ def test_python_m_pesto_serve_reads_the_environment_and_etc_pesto(tmp_path):
         "PESTO_HOST": "127.0.0.1", "PESTO_PORT": str(port), "PESTO_LOG_FORMAT": "json",
     }
     with running([sys.executable, "-m", "pesto_serve"], tmp_path, env, port=port) as server:
-        assert server.post("/api/v1/process", json={"text": "in image"}).json() == {"text": "in image", "number": 0.0}
+        answer = server.post("/api/v1/process", json={"text": "in image"}).json()
+        assert answer == {"text": "in image", "number": 0.0}
     lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
     request = next(line for line in lines if line.get("path") == "/api/v1/process")
     assert (request["method"], request["status"], request["level"]) == ("POST", 200, "INFO")

@@ -42,7 +42,7 @@ def test_every_variable_is_read():
         ("PESTO_SLOTS", "0", "PESTO_SLOTS='0' is not valid: set it to a whole number at least 1"),
         ("PESTO_PORT", "http", "PESTO_PORT='http' is not valid"),
         ("PESTO_PORT", "70000", "at most 65535"),
-        ("PESTO_PROCESS_TIMEOUT", "-1", "PESTO_PROCESS_TIMEOUT='-1' is not valid: set it to a number of seconds"),
+        ("PESTO_PROCESS_TIMEOUT", "-1", "PESTO_PROCESS_TIMEOUT='-1' is not valid: set it to a number"),
         ("PESTO_LOG_FORMAT", "xml", "set it to one of text, json"),
     ],
 )

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 SPARE_THREADS = 4
 """Threads beyond slots and queue, so health, ready, describe and metrics answer under load."""
 LOOP_SECONDS = 0.5
+RECV_BYTES = 256 * 1024
+"""Bytes read from a socket at a time. Waitress reads 8 KiB by default: a 44 MB image request
+then takes 5,400 turns of the event loop (a poll, a read and a buffer write each), and as many
+wake-ups of the client; 256 KiB reads (what asyncio reads) make that 170 (bench/: 13% less
+CPU and half the time per 4096² image on a busy machine)."""
 EXIT_START_FAILED = 3
 
 
@@ -47,6 +52,7 @@ def serve(api: ServiceApi, settings: Settings) -> int:
         # refusal is only a backstop for far larger ones.
         max_request_body_size=2 * settings.max_body_bytes + 1024 * 1024,
         asyncore_use_poll=True,
+        recv_bytes=RECV_BYTES,
         ident="pesto",
     )
     status = _Runner(service, server, settings.grace_period).run()

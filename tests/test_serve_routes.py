@@ -73,10 +73,12 @@ def test_describe_has_the_original_structure(template):
     assert links["health"]["href"] == "http://pesto.example:9000/api/v1/health"
 
 
-def test_describe_matches_the_projects_expected_describe(template):
-    app, _ = template
-    expected = json.loads((PROJECTS / "template/pesto/tests/resources/expected_describe.json").read_text())
-    actual = app.get("/api/v1/describe", extra_environ={"HTTP_HOST": "localhost:8080"}).json
+@pytest.mark.parametrize("project", ["echo", "template"])
+def test_describe_matches_the_projects_expected_describe(project):
+    resources = PROJECTS / project / "pesto/tests/resources"
+    expected = json.loads((resources / "expected_describe.json").read_text())
+    with served(project, start=False) as (app, _):
+        actual = app.get("/api/v1/describe", extra_environ={"HTTP_HOST": "localhost:8080"}).json
     assert actual == expected
 
 

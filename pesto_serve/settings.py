@@ -64,10 +64,13 @@ class Settings:
         return DecodeSettings(uri_allowlist=self.uri_allowlist, max_image_pixels=self.max_image_pixels)
 
     def jobs_folder(self) -> Path:
-        """The jobs folder, made if needed (a fresh temporary one when none is configured)."""
+        """The jobs folder, made if needed and checked writable (a fresh temporary one when none
+        is configured): a volume mounted read-only or owned by another user fails at start, not
+        at the first job."""
         folder = self.jobs_dir or Path(tempfile.mkdtemp(prefix="pesto-jobs-"))
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()
         except OSError as error:
             raise PestoError(
                 f"cannot create the jobs folder {folder} ({error}); set PESTO_JOBS_DIR to a "

@@ -55,6 +55,12 @@ def test_an_empty_value_counts_as_unset():
     assert Settings.from_env({"PESTO_SLOTS": "", "PESTO_JOBS_DIR": " "}) == Settings()
 
 
+def test_a_jobs_folder_that_cannot_be_made_is_refused_at_start(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(PestoError, match="set PESTO_JOBS_DIR to a writable folder"):
+        Settings(jobs_dir=tmp_path / "a-file" / "jobs").jobs_folder()
+
+
 def test_the_jobs_folder_is_made_or_a_temporary_one(tmp_path, monkeypatch):
     assert Settings(jobs_dir=tmp_path / "a" / "b").jobs_folder().is_dir()
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))

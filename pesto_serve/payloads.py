@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import numpy
 
-from pesto_pack.errors import PayloadError
+from pesto_pack.errors import PayloadError, ProjectError
 from pesto_pack.plugins import Registry
 from pesto_pack.project import ServiceApi
 from pesto_pack.types.base import DecodeSettings, ListType, PayloadType, Result, json_type_name
@@ -55,8 +55,8 @@ class Payloads:
             input_types=_types(input_schema, registry),
             output_types=_types(output_schema, registry),
             output_item_types=_item_types(output_schema, registry),
-            input_validator=input_schema.validator(definitions),
-            output_validator=output_schema.validator(definitions),
+            input_validator=_validator(input_schema, definitions, "input_schema.json"),
+            output_validator=_validator(output_schema, definitions, "output_schema.json"),
             decode_settings=decode_settings,
         )
 
@@ -239,6 +239,18 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_
 
 def _types(schema: IoSchema, registry: Registry) -> dict[str, PayloadType]:
     return {name: registry.type_for_property(prop) for name, prop in schema.properties.items()}
+
+
+def _validator(schema: IoSchema, definitions: dict, file_name: str) -> BodyValidator:
+    try:
+        return schema.validator(definitions)
+    except jsonschema.SchemaError as error:
+        where = "/".join(map(str, error.absolute_path)) or "the top level"
+        raise ProjectError(
+            f"{file_name} (with the definitions and user_definitions.json) is not a valid JSON "
+            f"schema at {where}: {error.message}; fix the property, or regenerate the schemas "
+            "with `pesto-pack schemagen`"
+        ) from None
 
 
 def _item_types(schema: IoSchema, registry: Registry) -> dict[str, PayloadType]:

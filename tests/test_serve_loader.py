@@ -95,3 +95,13 @@ def test_loading_again_imports_the_project_afresh(tmp_path):
     second = load_process(project, ECHO_INPUTS)
     assert first.process({"text": "a"}).text == "a"
     assert second.process({"text": "a"}) == {"text": "changed"}
+
+
+def test_an_invalid_schema_file_is_refused_saying_where(tmp_path):
+    project = copy_project("echo", tmp_path)
+    (project / "pesto/api/input_schema.json").write_text(
+        '{"text": {"type": "text"}, "number": {"type": "number"}, "required": []}'
+    )
+    with pytest.raises(ProjectError, match=r"input_schema.json .* at properties/text/type"):
+        with served(project, start=False):
+            pass

@@ -69,7 +69,11 @@ def remove_replaced(
         return
     new_dependencies = (client.images.get(new_id).labels or {}).get(DEPENDENCIES)
     if old_dependencies and old_dependencies != new_dependencies:
-        still_used = client.api.images(filters={"label": f"{DEPENDENCIES}={old_dependencies}"})
+        try:
+            still_used = client.api.images(filters={"label": f"{DEPENDENCIES}={old_dependencies}"})
+        except APIError as error:  # Podman fails a listing while another client removes images
+            log(f"kept {old_dependencies}: could not check what uses it ({error.explanation or error})")
+            return
         if not still_used:
             _remove(client, old_dependencies, "the dependencies image it was built from", log)
 

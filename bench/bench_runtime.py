@@ -412,8 +412,8 @@ def measure_images(services: list[Service], pesto_python: Path, images: Path, bu
                 ):
                     for service, client in zip(services, clients):
                         cpu = service.cpu_s()
-                        seconds, answer = client.post(body)
-                        samples.setdefault(service.name, []).append((seconds, service.cpu_s() - cpu))
+                        wall, answer = client.post(body)
+                        samples.setdefault(service.name, []).append((wall, service.cpu_s() - cpu))
                         if size == IMAGE_SIZES[0] and len(samples[service.name]) == 1:
                             check_image(pesto_python, images / f"{size}.png", answer, service.name)
                     floor.stdin.write("\n")

@@ -45,11 +45,12 @@ SHOWN_AS = "docs/tutorial.md"
 NAME = "colour-classifier"
 PORT = "8080"
 MARKER = re.compile(
-    r"^<!-- tutorial: (?P<action>run|write|compare|skip)(?P<engine> engine)?(?: (?P<argument>.+?))? -->$"
+    r"^<!-- tutorial: (?P<action>run|write|compare|skip)(?P<engine> engine)?"
+    r"(?: (?P<argument>.+?))? -->$"
 )
 """The argument is the file's path for `write` and `compare`, the reason for `skip`."""
 FENCE = re.compile(r"^(?P<fence>`{3,})(?P<info>[^`]*)$")
-SHELL_LANGUAGES = {"shell", "sh", "bash", "console"}
+SHELL_LANGUAGES = {"shell", "sh", "bash"}
 END_OF_FILE = "__TUTORIAL_EOF__"
 BANNER = "### tutorial block at "
 COMPARE_JSON = r"""
@@ -61,8 +62,10 @@ if shown != held:
     sys.exit(f"the tutorial shows for {sys.argv[1]}:\n{json.dumps(shown, indent=2)}\n"
              f"but the file holds:\n{json.dumps(held, indent=2)}")
 """
+COMPARE_COMMAND = f"{shlex.quote(sys.executable)} -c {shlex.quote(COMPARE_JSON)}"
 TIMEOUT = {False: 300, True: 900}
 """Seconds for the whole script, without and with the engine steps (a loaded machine is slow)."""
+ENGINE_TEST = "test_the_tutorial_runs_with_the_engine"
 GRACE = 5.0
 """Seconds that processes of the script get to exit, before and after they are told to."""
 
@@ -110,14 +113,13 @@ def script(blocks: list[Block], with_engine: bool) -> str:
     for block in blocks:
         if block.action in (None, "skip") or (block.engine and not with_engine):
             continue
-        parts.append(f"printf '\\n{BANNER}%s\\n' '{SHOWN_AS}:{block.line}'")
+        where = f"{SHOWN_AS}:{block.line}"
+        parts.append(f"printf '\\n{BANNER}%s (%ss into the run)\\n' '{where}' \"$SECONDS\"")
         if block.action == "run":
             parts.append(block.text)
-        elif block.action == "write":
-            parts.append(f"cat > {block.argument} <<'{END_OF_FILE}'\n{block.text}{END_OF_FILE}")
         else:
-            compare = f"{shlex.quote(sys.executable)} -c {shlex.quote(COMPARE_JSON)} {block.argument}"
-            parts.append(f"{compare} <<'{END_OF_FILE}'\n{block.text}{END_OF_FILE}")
+            command = "cat >" if block.action == "write" else COMPARE_COMMAND
+            parts.append(f"{command} {block.argument} <<'{END_OF_FILE}'\n{block.text}{END_OF_FILE}")
     return "\n".join(parts) + "\n"
 
 
@@ -218,7 +220,10 @@ def _group_commands(group: int) -> list[str]:
 def _report(log_path: Path, status: int | None, name: str, port: int) -> str:
     output = log_path.read_text(errors="replace")
     start = output.rfind(BANNER)
-    block, _, since = output[start + len(BANNER):].partition("\n") if start >= 0 else ("(none)", "", output)
+    if start >= 0:
+        block, _, since = output[start + len(BANNER):].partition("\n")
+    else:
+        block, since = "(none: the script stopped before its first block)", output
     tail = "\n".join(since.splitlines()[-80:])
     outcome = f"exit status {status}" if status is not None else "timed out"
     return (
@@ -237,11 +242,18 @@ def _remove_engine_leftovers(engine, name: str) -> None:
         tag
         for image in engine.images.list()
         for tag in image.tags
-        if tag.removeprefix("localhost/").startswith((f"{name}:", f"{name}-"))
+        if _local_name(tag).startswith((f"{name}:", f"{name}-"))
     ]
     for tag in sorted(tags, key=lambda tag: "-deps:" in tag):
         with contextlib.suppress(ImageNotFound):
             engine.api.remove_image(tag, force=True)
+
+
+def _local_name(tag: str) -> str:
+    """Podman's Docker API names local images `docker.io/library/NAME:TAG` or `localhost/...`."""
+    for prefix in ("docker.io/library/", "localhost/"):
+        tag = tag.removeprefix(prefix)
+    return tag
 
 
 def _remove_build_files(project: Path, name: str) -> None:
@@ -250,7 +262,8 @@ def _remove_build_files(project: Path, name: str) -> None:
     folders = [base / name, base / "tests" / name]
     archive = project / "model.tar.gz"
     if archive.is_file():
-        folders.append(base / ".cache" / "resources" / hashlib.sha256(archive.read_bytes()).hexdigest())
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        folders.append(base / ".cache" / "resources" / digest)
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -261,14 +274,14 @@ def test_every_shell_block_is_run_or_says_why_not():
     unmarked = [b.line for b in blocks if b.language in SHELL_LANGUAGES and b.action is None]
     assert not unmarked, (
         f"{SHOWN_AS}: the shell blocks at lines {unmarked} have no marker; put "
-        "`<!-- tutorial: run -->` (or `run engine`, or `skip` with the reason in the text) "
+        "`<!-- tutorial: run -->` (or `run engine`, or `skip (REASON)`) "
         "on the line before each"
     )
     for block in blocks:
         if block.action in ("run", "skip"):
-            assert block.language in SHELL_LANGUAGES, f"{SHOWN_AS}:{block.line}: run or skip a shell block"
+            assert block.language in SHELL_LANGUAGES, f"{SHOWN_AS}:{block.line}: not a shell block"
         if block.action in ("write", "compare"):
-            assert block.argument, f"{SHOWN_AS}:{block.line}: `{block.action}` needs the file's path"
+            assert block.argument, f"{SHOWN_AS}:{block.line}: `{block.action}` needs a path"
         if block.action == "skip":
             assert block.argument, f"{SHOWN_AS}:{block.line}: say why the block is skipped"
 
@@ -281,8 +294,13 @@ def test_the_tutorial_keeps_its_runs_apart():
         assert used in runnable, f"{SHOWN_AS} no longer uses {used!r}; update {Path(__file__).name}"
 
 
-def test_the_tutorial_runs_on_the_host(tmp_path):
-    """Every block that needs no container engine: the project, its code, pesto-serve, pytest."""
+def test_the_tutorial_runs_on_the_host(tmp_path, request):
+    """Every block that needs no container engine: the project, its code, pesto-serve, pytest.
+
+    Where the engine test runs too (CI), it runs these blocks first: this one then steps aside.
+    """
+    if any(item.name == ENGINE_TEST for item in request.session.items):
+        pytest.skip(f"{ENGINE_TEST} runs these blocks too")
     run_tutorial(tmp_path)
 
 

@@ -53,8 +53,8 @@ PROCESS = "/api/v1/process"
 class Budget:
     """Seconds per measurement; `--quick` scales them down for a smoke run."""
 
-    noop_seconds: int = 5
-    noop_rounds: int = 2
+    noop_seconds: int = 4
+    noop_rounds: int = 3
     warmup_seconds: int = 1
     sleep_seconds: int = 5
     image_seconds: dict = field(default_factory=lambda: {256: 8.0, 1024: 15.0, 4096: 20.0})
@@ -378,7 +378,7 @@ def measure_noop(wrk: str, services: list[Service], body: Path, budget: Budget, 
         results.noop[f"{name}|{connections}"] = {
             "service": name, "connections": connections, "ok_per_s": best.ok_per_second,
             "p50_ms": best.p50_ms, "p99_ms": best.p99_ms,
-            "cpu_us": statistics.median(load.cpu_us for load in loads),
+            "cpu_us": min(load.cpu_us for load in loads),
             "all_per_s": [load.requests / load.seconds for load in loads],
             "rounds_ok_per_s": [load.ok_per_second for load in loads],
             "requests": sum(load.requests for load in loads),
@@ -461,7 +461,8 @@ def report(results: Results, budget: Budget) -> str:
     lines = [f"versions: {json.dumps(results.versions)}", ""]
     lines += [
         f"No-op JSON (`{json.dumps(ECHO_BODY)}` echoed), wrk, closed loop, best of "
-        f"{budget.noop_rounds} interleaved {budget.noop_seconds:g} s rounds",
+        f"{budget.noop_rounds} interleaved {budget.noop_seconds:g} s rounds (server CPU: the lowest "
+        "round's)",
         "",
         "| service | connections | 2xx req/s | p50 ms | p99 ms | server CPU µs per answer | "
         "429 | 5xx | other non-2xx |",

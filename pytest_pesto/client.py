@@ -6,6 +6,7 @@ a stateful one the client submits the job, polls its status and fetches each res
 each result document back into the value a stateless service would have answered.
 """
 
+import http.client
 import json
 import time
 import urllib.error
@@ -164,6 +165,11 @@ class PestoClient:
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise ServiceUnreachable(f"{method} {url}: no answer ({reason})") from None
+        except http.client.HTTPException as error:  # something listens, but does not speak HTTP
+            what = f"{type(error).__name__}: {_short(str(error).strip())}"
+            raise ServiceUnreachable(
+                f"{method} {url}: the answer is not HTTP ({what}); is this the service's address?"
+            ) from None
         if expected is not None and status not in expected:
             raise ServiceError(
                 f"{method} {_path_of(url)} answered {status}: {_message_of(content)}", status

@@ -70,7 +70,12 @@ class PestoService:
         """
         deadline = time.monotonic() + self.settings.start_timeout
         delay = 0.02
-        while client.request("GET", f"{API}/ready")[0] != 200:
+        while (status := client.request("GET", f"{API}/ready")[0]) != 200:
+            if status != 503:
+                raise ServiceUnavailable(
+                    f"GET {self.settings.url}{API}/ready answered {status}: is a PESTO service "
+                    "there? (one answers 200 once ready, 503 while on_start() runs)"
+                )
             if time.monotonic() + delay > deadline:
                 raise ServiceUnavailable(
                     f"{self.settings.url} was not ready within {self.settings.start_timeout:g} s "

@@ -1,24 +1,21 @@
 """`pesto-pack build` refuses a hostile or tampered resource of requirements.json, end to end.
 
 The resource module's own tests pin every unsafe member kind (test_build_resources.py); these
-run the command a person runs, on a project whose archive is the hostile one, and check the
-exit status, the one-line error naming the resource and the fix, and that nothing was written
-outside the build's cache.
+run the command's `main()` as a person runs it, on a project whose archive is the hostile one,
+and check the exit status, the one-line error naming the resource, and that nothing was
+written outside the build's cache.
 """
 
 import json
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from pesto_pack.cli import main
 from pytest_plugin_helpers import PROJECTS
 from test_build_resources import entry, make_archive, sha256
-
-PESTO_PACK = Path(sys.executable).with_name("pesto-pack")
 
 
 def project_with_archive(tmp_path: Path, members: list, data: dict, digest: str | None = "actual") -> Path:
@@ -45,25 +42,26 @@ def project_with_archive(tmp_path: Path, members: list, data: dict, digest: str 
     ],
     ids=["absolute path", "dot dot", "absolute symlink", "symlink out then a file through it", "hard link out"],
 )
-def test_build_refuses_an_unsafe_archive_and_writes_nothing_outside(tmp_path, members, problem):
+def test_build_refuses_an_unsafe_archive_and_writes_nothing_outside(tmp_path, capsys, members, problem):
     data = {member.name: b"planted" for member in members if member.isfile()}
     project = project_with_archive(tmp_path, [entry("suffix.txt"), *members], {"suffix.txt": b"!", **data})
 
-    done = subprocess.run([str(PESTO_PACK), "build", str(project)], capture_output=True, text=True, timeout=120)
+    status = main(["build", str(project)])
 
-    assert done.returncode == 1
-    assert "resource 'greeting'" in done.stderr and problem in done.stderr and "refusing" in done.stderr
-    assert "Traceback" not in done.stderr and done.stdout == ""
+    out, err = capsys.readouterr()
+    assert (status, out) == (1, "")
+    assert "\npesto-pack build: error: resource 'greeting'" in err
+    assert problem in err and "refusing" in err
     planted = [p for p in tmp_path.rglob("*planted*")] + [p for p in Path("/tmp").glob("pesto-planted*")]
     assert planted == []
 
 
-def test_build_refuses_a_resource_whose_sha256_does_not_match(tmp_path):
+def test_build_refuses_a_resource_whose_sha256_does_not_match(tmp_path, capsys):
     project = project_with_archive(tmp_path, [entry("suffix.txt")], {"suffix.txt": b"!"}, digest="0" * 64)
 
-    done = subprocess.run([str(PESTO_PACK), "build", str(project)], capture_output=True, text=True, timeout=120)
+    status = main(["build", str(project)])
 
-    assert done.returncode == 1
-    assert "resource 'greeting': sha256 mismatch" in done.stderr and "0" * 64 in done.stderr
-    assert sha256(project / "resources" / "greeting.tar.gz") in done.stderr
-    assert "Traceback" not in done.stderr and done.stdout == ""
+    out, err = capsys.readouterr()
+    assert (status, out) == (1, "")
+    assert "resource 'greeting': sha256 mismatch" in err and "0" * 64 in err
+    assert sha256(project / "resources" / "greeting.tar.gz") in err

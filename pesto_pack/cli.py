@@ -1,8 +1,9 @@
 """`pesto-pack`: init, schemagen, build, list and test, as the original `pesto` command.
 
 Each subcommand is a small function over the toolkit's modules. A `PestoError` is a
-problem the user can act on: its message goes to stderr, without a traceback, and the exit
-status is 1 (2 for a command line argparse refuses). Progress goes to stderr, results to
+problem the user can act on, and so is an error the container engine answers: the message
+goes to stderr, without a traceback, and the exit status is 1 (2 for a command line
+argparse refuses). Progress goes to stderr, results to
 stdout, so `TAG=$(pesto-pack build .)` works.
 """
 
@@ -27,6 +28,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"pesto-pack {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:
+        if not _from_the_engine(error):
+            raise
+        print(f"pesto-pack {args.command}: error: the container engine answered: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _from_the_engine(error: Exception) -> bool:
+    """An error the docker SDK raised: the engine's own message says what went wrong."""
+    try:
+        from docker.errors import DockerException
+    except ImportError:  # init and schemagen work without the `build` extra
+        return False
+    return isinstance(error, DockerException)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -43,6 +43,18 @@ def test_an_error_is_one_message_on_stderr_without_traceback(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_an_engine_error_is_one_message_too(monkeypatch, capsys):
+    from docker.errors import APIError
+
+    def engine_refuses(args):
+        raise APIError("500 Server Error: image is in use by a container")
+
+    monkeypatch.setattr("pesto_pack.cli._list", engine_refuses)
+    assert main(["list"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pesto-pack list: error: the container engine answered: 500 Server Error")
+
+
 def test_init_without_input_then_schemagen(tmp_path, capsys):
     target = tmp_path / "new-service"
     assert main(["init", str(target), "--no-input", "--version", "0.1.0"]) == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from catalogue import CASES, Case
-from conftest import decoded_image
+from hostile_support import decoded_image
 
 
 def test_the_catalogue_holds_at_least_40_distinct_cases():

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
 from catalogue import PNG, b64
-from conftest import serve
+from hostile_support import serve
 
 EXAMPLES = {"POST /api/v1/process": 15}
 """Examples per operation; operations not named here get DEFAULT_EXAMPLES."""

@@ -21,7 +21,6 @@ behind fails, since the reader would be left with it too.
 """
 
 import contextlib
-import hashlib
 import os
 import re
 import shlex
@@ -175,7 +174,7 @@ def run_tutorial(workdir: Path, engine=None) -> None:
     finally:
         if engine is not None:
             _remove_engine_leftovers(engine, name)
-        _remove_build_files(workdir / name, name)
+        _remove_build_files(name)
 
 
 def _stop_group(group: int) -> list[str]:
@@ -256,15 +255,10 @@ def _local_name(tag: str) -> str:
     return tag
 
 
-def _remove_build_files(project: Path, name: str) -> None:
-    """The run's build workspace and results (~/.pesto), and its model archive's cache entry."""
+def _remove_build_files(name: str) -> None:
+    """The run's build workspace and test results, in ~/.pesto."""
     base = Path.home() / ".pesto"
-    folders = [base / name, base / "tests" / name]
-    archive = project / "model.tar.gz"
-    if archive.is_file():
-        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-        folders.append(base / ".cache" / "resources" / digest)
-    for folder in folders:
+    for folder in (base / name, base / "tests" / name):
         shutil.rmtree(folder, ignore_errors=True)
 
 

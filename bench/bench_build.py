@@ -23,6 +23,8 @@ import time
 import uuid
 from pathlib import Path
 
+from docker.errors import ImageNotFound
+
 from pesto_pack.build import context
 from pesto_pack.engine import connect
 
@@ -36,38 +38,57 @@ def main() -> int:
     client = connect()
     with tempfile.TemporaryDirectory(prefix="bench-build-") as scratch:
         project = _copy(args.project, Path(scratch))
-        command = [str(PESTO_PACK), "build", str(project)]
-        if args.base_image:
-            command += ["--base-image", args.base_image]
-        cold, tag = _timed(command + ["--no-cache"])
-        cache = context.cache_folder(Path(scratch) / "workspace" / "name" / "version")
-        runtime = next((cache / "runtime").glob("*/*.whl"))
-        command += ["--runtime-wheel", str(runtime)]
-        unchanged, _ = _timed(command)
-        rebuilds = []
-        code = project / "algorithm" / "process.py"
-        for round_ in range(args.rebuilds):
-            code.write_text(code.read_text() + f"\n# code-only change {round_}\n")
-            rebuilds.append(_timed(command)[0])
-        image = client.images.get(tag)
-        dependencies = client.images.get(image.labels["org.pesto.dependencies"])
-        base = client.images.get(args.base_image or json.loads(
-            (project / "pesto/build/requirements.json").read_text())["dockerBaseImage"])
-        rebuild = statistics.median(rebuilds)
-        print(f"project                  {args.project} (as {tag})")
-        print(f"cold build               {cold:6.1f} s   (empty workspace, --no-cache)")
-        print(f"unchanged rebuild        {unchanged:6.1f} s")
-        print(f"code-only rebuild        {rebuild:6.1f} s   (median of {len(rebuilds)}: "
-              + ", ".join(f"{r:.1f}" for r in rebuilds) + ")")
-        print(f"rebuild / cold           {rebuild / cold:6.3f}     (goal: under 0.1)")
-        print(f"image size               {_mb(image.attrs['Size'])}   (base image {_mb(base.attrs['Size'])}, "
-              f"+{_mb(image.attrs['Size'] - base.attrs['Size'])})")
-        print(f"  of which service layers {_mb(image.attrs['Size'] - dependencies.attrs['Size'])}"
-              "   (runtime, api files, code)")
-        if not args.keep:
-            for reference in (tag, image.labels["org.pesto.dependencies"]):
-                client.api.remove_image(reference, force=True)
+        tag = f"{project.name}:1.0.0"
+        try:
+            _bench(client, project, Path(scratch), args)
+        finally:
+            if not args.keep:
+                _remove(client, tag)
     return 0
+
+
+def _bench(client, project: Path, scratch: Path, args: argparse.Namespace) -> None:
+    command = [str(PESTO_PACK), "build", str(project)]
+    if args.base_image:
+        command += ["--base-image", args.base_image]
+    cold, tag = _timed(command + ["--no-cache"])
+    cache = context.cache_folder(scratch / "workspace" / "name" / "version")
+    runtime = next((cache / "runtime").glob("*/*.whl"))
+    command += ["--runtime-wheel", str(runtime)]
+    unchanged, _ = _timed(command)
+    rebuilds = []
+    code = project / "algorithm" / "process.py"
+    for round_ in range(args.rebuilds):
+        code.write_text(code.read_text() + f"\n# code-only change {round_}\n")
+        rebuilds.append(_timed(command)[0])
+    image = client.images.get(tag)
+    dependencies = client.images.get(image.labels["org.pesto.dependencies"])
+    base = client.images.get(args.base_image or json.loads(
+        (project / "pesto/build/requirements.json").read_text())["dockerBaseImage"])
+    rebuild = statistics.median(rebuilds)
+    print(f"project                  {args.project} (as {tag})")
+    print(f"cold build               {cold:6.1f} s   (empty workspace, --no-cache)")
+    print(f"unchanged rebuild        {unchanged:6.1f} s")
+    print(f"code-only rebuild        {rebuild:6.1f} s   (median of {len(rebuilds)}: "
+          + ", ".join(f"{r:.1f}" for r in rebuilds) + ")")
+    print(f"rebuild / cold           {rebuild / cold:6.3f}     (goal: under 0.1)")
+    print(f"image size               {_mb(image.attrs['Size'])}   (base image {_mb(base.attrs['Size'])}, "
+          f"+{_mb(image.attrs['Size'] - base.attrs['Size'])})")
+    print(f"  of which service layers {_mb(image.attrs['Size'] - dependencies.attrs['Size'])}"
+          "   (runtime, api files, code)")
+
+
+def _remove(client, tag: str) -> None:
+    """The benchmark's image and the dependencies image it was built from, if they exist."""
+    try:
+        image = client.images.get(tag)
+    except ImageNotFound:
+        return
+    for reference in filter(None, (tag, image.labels.get("org.pesto.dependencies"))):
+        try:
+            client.api.remove_image(reference, force=True)
+        except ImageNotFound:
+            pass
 
 
 def _arguments() -> argparse.Namespace:
@@ -95,7 +116,7 @@ def _timed(command: list[str]) -> tuple[float, str]:
     done = subprocess.run(command, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     if done.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     return elapsed, done.stdout.strip().splitlines()[-1]
 
 

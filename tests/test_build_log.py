@@ -106,3 +106,31 @@ def test_a_late_cache_note_shows_the_step_again_marked():
         "service: step 2/3: COPY etc/pesto/ /etc/pesto/",
         "service: step 2/3: COPY etc/pesto/ /etc/pesto/  (cached)",
     ]
+
+
+class EngineThatLosesALayerOnce:
+    """An engine API whose first build fails as Podman does when another client removes a
+    layer during the cache lookup, and whose second build succeeds."""
+
+    def __init__(self):
+        self.builds = 0
+        self.api = self
+
+    def build(self, **options):
+        self.builds += 1
+        yield {"stream": "STEP 1/2: FROM base:1\n"}
+        yield {"stream": "STEP 2/2: COPY project/ /opt/pesto/project/\n"}
+        if self.builds == 1:
+            yield {"error": "checking if cached image exists from a previous build: getting top layer info: layer not known"}
+        else:
+            yield {"aux": {"ID": "sha256:0123"}}
+
+
+def test_a_layer_lost_to_another_client_is_built_again(tmp_path):
+    from pesto_pack.build.engine_build import run_build
+
+    engine = EngineThatLosesALayerOnce()
+    lines: list[str] = []
+    assert run_build(engine, tmp_path, "svc:1", "service", lines.append, tmp_path / "build.log") == "sha256:0123"
+    assert engine.builds == 2
+    assert "service: the engine lost a cached layer (another client removed images meanwhile); building again" in lines

@@ -28,6 +28,8 @@ CACHED = re.compile(r"^\s*-+> Using cache")
 ENGINE_NOTE = re.compile(r"^\s*-+> |^(Successfully (built|tagged)|COMMIT|\[\d+/\d+\] COMMIT)|^[0-9a-f]{64}$")
 SHOWN_WIDTH = 110
 FAILED_OUTPUT_LINES = 25
+LOST_CACHE = "checking if cached image exists"
+"""Podman's words when a layer it was checking for reuse was removed meanwhile."""
 PATIENCE = 1.0
 """Seconds a step's line waits for the engine to say whether it used the cache."""
 
@@ -87,7 +89,29 @@ def run_build(
     log_file: Path,
     no_cache: bool = False,
 ) -> str:
-    """Build `context` as `tag` and return the image's id; BuildError names the failed step."""
+    """Build `context` as `tag` and return the image's id; BuildError names the failed step.
+
+    A build that Podman failed because another client removed a layer while this build
+    looked its cache up is tried once more: nothing was wrong with the project.
+    """
+    try:
+        return _build_once(client, context, tag, label, log, log_file, no_cache)
+    except BuildError as error:
+        if LOST_CACHE not in str(error):
+            raise
+    log(f"{label}: the engine lost a cached layer (another client removed images meanwhile); building again")
+    return _build_once(client, context, tag, label, log, log_file, no_cache)
+
+
+def _build_once(
+    client: docker.DockerClient,
+    context: Path,
+    tag: str,
+    label: str,
+    log: Callable[[str], None],
+    log_file: Path,
+    no_cache: bool,
+) -> str:
     progress = Progress(label, log)
     image_id = None
     with log_file.open("a") as record:

@@ -6,6 +6,7 @@ build (`host.project_on_host`), and the same app as in an image serves it.
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -25,9 +26,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Serve a PESTO project from its folder (PESTO_* variables set the defaults).",
     )
     parser.add_argument("project_dir", type=Path, metavar="PROJECT_DIR")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
-        "--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free)"
+        "--host", help="address to listen on (PESTO_HOST; default 127.0.0.1: this machine only)"
+    )
+    parser.add_argument(
+        "--port", type=int, help="port to listen on (PESTO_PORT; default 8080; 0: any free)"
     )
     parser.add_argument(
         "-p", "--profile", dest="profiles", action="extend", nargs="+", default=[],
@@ -51,21 +54,26 @@ def _count(minimum: int):
     return parse
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except PestoError as error:
-        logs.configure("text")
-        return _cannot_start(error)
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The PESTO_* settings, overridden by the options given on the command line."""
+    settings = Settings.from_env()
     options = {
+        # On the host, only this machine may call unless the user says otherwise.
+        "host": args.host or (settings.host if "PESTO_HOST" in os.environ else "127.0.0.1"),
+        "port": args.port,
         "slots": args.slots, "queue_size": args.queue_size, "jobs_dir": args.jobs_dir,
         "process_timeout": args.timeout, "log_format": args.log_format,
     }
-    settings = replace(
-        settings, host=args.host, port=args.port,
-        **{name: value for name, value in options.items() if value is not None},
-    )
+    return replace(settings, **{name: value for name, value in options.items() if value is not None})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = settings_for(args)
+    except PestoError as error:
+        logs.configure("text")
+        return _cannot_start(error)
     logs.configure(settings.log_format)
     try:
         with project_on_host(args.project_dir, args.profiles, settings) as (project, settings):

@@ -66,3 +66,16 @@ def test_the_jobs_folder_is_made_or_a_temporary_one(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     temporary = Settings().jobs_folder()
     assert temporary.parent == tmp_path and temporary.name.startswith("pesto-jobs-")
+
+
+def test_pesto_serve_takes_its_defaults_from_the_environment(monkeypatch):
+    from pesto_serve.cli import parse_args, settings_for
+
+    monkeypatch.setenv("PESTO_PORT", "9123")
+    monkeypatch.setenv("PESTO_SLOTS", "3")
+    settings = settings_for(parse_args(["project"]))
+    assert (settings.host, settings.port, settings.slots) == ("127.0.0.1", 9123, 3)
+
+    monkeypatch.setenv("PESTO_HOST", "::1")
+    settings = settings_for(parse_args(["project", "--port", "9200", "--slots", "2"]))
+    assert (settings.host, settings.port, settings.slots) == ("::1", 9200, 2)

@@ -15,8 +15,6 @@ import signal
 import threading
 import time
 
-import pytest
-
 from test_serve_server import Server, pesto_serve, running
 
 WAIT = 15.0

@@ -10,7 +10,6 @@ With ports the engine picks, two sessions never fight for one; the conflicts lef
 not speak HTTP), and an engine that does not answer.
 """
 
-import os
 import socket
 import subprocess
 import sys

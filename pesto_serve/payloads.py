@@ -263,9 +263,18 @@ def _item_types(schema: IoSchema, registry: Registry) -> dict[str, PayloadType]:
     return item_types
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""The field names of each Output dataclass met, looked up once."""
+
+
 def _answer_fields(answer: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(answer) and not isinstance(answer, type):
-        return {f.name: getattr(answer, f.name) for f in dataclasses.fields(answer)}
+    if type(answer) is dict:
+        return answer
+    names = _FIELD_NAMES.get(type(answer))
+    if names is None and dataclasses.is_dataclass(answer) and not isinstance(answer, type):
+        names = _FIELD_NAMES.setdefault(type(answer), tuple(f.name for f in dataclasses.fields(answer)))
+    if names is not None:
+        return {name: getattr(answer, name) for name in names}
     if isinstance(answer, dict):
         return answer
     raise AnswerError(

@@ -29,6 +29,12 @@ _TYPE_CHECKER = jsonschema.Draft7Validator.TYPE_CHECKER.redefine_many(
     }
 )
 _VALIDATOR = jsonschema.validators.extend(jsonschema.Draft7Validator, type_checker=_TYPE_CHECKER)
+# The Python types that certainly are of a JSON type (what `json.loads` makes); any other value
+# is asked of the type checker (numpy numbers, subclasses).
+_EXACT_TYPES = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+    "object": (dict,), "array": (list, tuple), "null": (type(None),),
+}
 # Keywords that do not constrain a value: a schema of these and `type` is a plain type check.
 _ANNOTATIONS = {"$schema", "$id", "$comment", "title", "description", "default", "examples"}
 
@@ -118,5 +124,6 @@ def _property_check(prop: dict, definitions: dict[str, dict]) -> Callable[[Any],
         if json_type is None:
             return lambda value: True
         if isinstance(json_type, str):
-            return lambda value: _TYPE_CHECKER.is_type(value, json_type)
+            exact = _EXACT_TYPES.get(json_type, ())
+            return lambda value: type(value) in exact or _TYPE_CHECKER.is_type(value, json_type)
     return _VALIDATOR({"allOf": [prop], "definitions": definitions}).is_valid

@@ -45,8 +45,9 @@ class Service:
             if interrupted:
                 log.warning("%d job(s) of a previous run were interrupted: marked ERROR", interrupted)
         self.metrics = Metrics(self.slots, self.jobs.counts if self.jobs else None)
-        self.ready = threading.Event()
-        self.stopping = threading.Event()
+        self.ready = False
+        """True once on_start() has returned (plain flags: read on every request)."""
+        self.stopping = False
         self._process: LoadedProcess | None = None
         self._process_lock: AbstractContextManager = nullcontext()
         self._parallel_calls = 1
@@ -65,23 +66,23 @@ class Service:
         self._process_lock = nullcontext() if loaded.thread_safe else threading.Lock()
         self._parallel_calls = self.slots.count if loaded.thread_safe else 1
         self._process = loaded
-        self.ready.set()
+        self.ready = True
         log.info("ready in %.2f s (%d slot(s), queue %d%s)", time.perf_counter() - started,
                  self.slots.count, self.slots.queue_size,
                  ", process() is thread-safe" if loaded.thread_safe else "")
 
     def stop(self) -> None:
         """Refuse new work (ready answers 503); admitted work goes on."""
-        self.stopping.set()
+        self.stopping = True
 
     def check_ready(self) -> None:
         """A 503 unless the service can take work now."""
-        if self.stopping.is_set():
+        if self.stopping:
             raise ServiceError(
                 503, "the service is shutting down; retry on another instance",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
-        if not self.ready.is_set():
+        if not self.ready:
             raise ServiceError(
                 503, "the service is starting (Process.on_start() is running); retry when "
                 "GET /api/v1/ready answers 200",

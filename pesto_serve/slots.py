@@ -29,7 +29,8 @@ class Slots:
         self.count = count
         self.queue_size = queue_size
         self._executor: ThreadPoolExecutor | None = None
-        self._semaphore = threading.Semaphore(count)
+        # A lock is a semaphore of one, implemented in C: the common case costs less.
+        self._semaphore = threading.Lock() if count == 1 else threading.Semaphore(count)
         self._lock = threading.Lock()
         self._admitted = 0
         self._running = 0
@@ -51,10 +52,7 @@ class Slots:
         """
         if not timeout:
             self._admit()
-            try:
-                return self._run(work)
-            finally:
-                self._release()
+            return self._run(work, release=True)
         ticket = _Ticket()
         future = self._submit(work, ticket)
         try:
@@ -104,7 +102,10 @@ class Slots:
         with self._lock:
             self._admitted -= 1
 
-    def _run(self, work: Callable[[], T], ticket: "_Ticket | None" = None) -> T | None:
+    def _run(
+        self, work: Callable[[], T], ticket: "_Ticket | None" = None, release: bool = False
+    ) -> T | None:
+        """Run `work` once a slot is free; `release`: also end its admission when it is done."""
         with self._semaphore:
             with self._lock:
                 if ticket is not None:
@@ -117,6 +118,8 @@ class Slots:
             finally:
                 with self._lock:
                     self._running -= 1
+                    if release:
+                        self._admitted -= 1
 
 
 class _Ticket:

@@ -28,11 +28,12 @@ log = logging.getLogger(__name__)
 SPARE_THREADS = 4
 """Threads beyond slots and queue, so health, ready, describe and metrics answer under load."""
 LOOP_SECONDS = 0.5
-RECV_BYTES = 256 * 1024
+RECV_BYTES = 64 * 1024
 """Bytes read from a socket at a time. Waitress reads 8 KiB by default: a 44 MB image request
-then takes 5,400 turns of the event loop (a poll, a read and a buffer write each), and as many
-wake-ups of the client; 256 KiB reads (what asyncio reads) make that 170 (bench/: 13% less
-CPU and half the time per 4096² image on a busy machine)."""
+then takes 5,400 turns of the event loop (a poll, a read and a spool-file write each); 64 KiB
+makes that 680 (bench/: about 5% less CPU per 4096² image). Not more: a read buffer of 128 KiB
+or more may be mmap'ed and unmapped by malloc on every read, which costs a small request
+20 µs."""
 EXIT_START_FAILED = 3
 
 

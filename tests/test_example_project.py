@@ -6,12 +6,16 @@ run against each container by the plugin in a pytest of their own, and the cat i
 come out as Egyptian_cat. The three builds share one dependencies layer (torch, about 1 GB),
 and the wheels are downloaded once into the build cache (`~/.pesto/.cache`).
 
-The images built here are removed at the end, with the dependencies images this run created;
-set PESTO_KEEP_EXAMPLE_IMAGES=1 to keep them (for `scripts/demo` or a benchmark after it).
+Each run tags its images `image-classifier:1.0.0[-PROFILE]-test-<random>`, so that it never
+replaces a person's `image-classifier:1.0.0` (`scripts/demo`) nor another run's images. They
+are removed at the end, with the dependencies images this run created (shared by the demo's
+and other runs' images: one still in use is left); set PESTO_KEEP_EXAMPLE_IMAGES=1 to keep
+them, e.g. so that `scripts/demo` or bench/bench_example.py reuses the dependencies image.
 """
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -19,7 +23,9 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
+from docker.errors import APIError
 
+from pesto_pack import project
 from pesto_pack.build import BuiltImage
 from pesto_pack.build import build as pesto_build
 from pesto_pack.build.images import GPUS
@@ -43,11 +49,12 @@ THREADS = {"OMP_NUM_THREADS": "1"}
 """torch's threads collapse when other jobs share the cores (example_project/README.md)."""
 
 
-def build(profiles: tuple[str, ...] = (), base_image: str | None = None) -> BuiltImage:
-    """What `pesto-pack build example_project [-p PROFILES] [--base-image IMAGE]` does; its
-    progress is printed (pytest shows it when the test fails)."""
+def build(run: str, profiles: tuple[str, ...] = (), base_image: str | None = None) -> BuiltImage:
+    """What `pesto-pack build example_project [-p PROFILES] [--base-image IMAGE] --tag ...`
+    does; its progress is printed (pytest shows it when the test fails)."""
     started = time.monotonic()
-    built = pesto_build(EXAMPLE, profiles, base_image=base_image, log=print)
+    tag = f"{project.load(EXAMPLE, profiles).tag}-test-{run}"
+    built = pesto_build(EXAMPLE, profiles, base_image=base_image, tag=tag, log=print)
     print(f"built {built.tag} in {time.monotonic() - started:.0f} s")
     return built
 
@@ -60,10 +67,11 @@ def images(engine, base_image) -> dict[str, str]:
         [sys.executable, str(EXAMPLE / "scripts" / "make_checkpoint.py")],
         check=True, capture_output=True, timeout=600,
     )
+    run = secrets.token_hex(4)
     built = {
-        "default": build(),
-        "stateful": build(("stateful",)),
-        "gpu": build(("gpu",), base_image),
+        "default": build(run),
+        "stateful": build(run, ("stateful",)),
+        "gpu": build(run, ("gpu",), base_image),
     }
     yield {profile: image.tag for profile, image in built.items()}
     if os.environ.get(KEEP):
@@ -71,7 +79,10 @@ def images(engine, base_image) -> dict[str, str]:
     for image in built.values():
         engine.images.remove(image.tag)
     for dependencies in {image.dependencies_tag for image in built.values() if image.dependencies_built}:
-        engine.images.remove(dependencies)
+        try:
+            engine.images.remove(dependencies)
+        except APIError:  # another run's image is built on it: that run removes it
+            pass
 
 
 def run_test_folders(tag: str, report: Path, *options: str) -> dict[str, str]:

@@ -15,7 +15,13 @@ from pesto_pack.errors import PestoError
 from pesto_pack.plugins import default_registry
 from pytest_pesto import payload, report, results
 from pytest_pesto.client import ServiceError
-from pytest_pesto.compare import Comparison, compare_answers, compare_describe, types_of
+from pytest_pesto.compare import (
+    Comparison,
+    compare_answers,
+    compare_describe,
+    types_of,
+    without_link_hosts,
+)
 from pytest_pesto.report import Mismatch, ServiceProblem
 from pytest_pesto.service import pesto_run, service_client
 
@@ -77,10 +83,13 @@ class ResourcesFolder(pytest.Directory):
         return FolderItem.from_parent(self, name=path.name, path=path, nodeid=_id(self, path))
 
     def _describe(self, path: Path):
-        try:
-            json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError) as error:
-            return Unreadable.from_parent(self, path=path, problem=f"{path}: not valid JSON ({error})")
+        for describe in [path, *sorted(path.parent.glob(f"{path.stem}.*.json"))]:
+            try:
+                if not isinstance(json.loads(describe.read_text()), dict):
+                    raise ValueError("a JSON object is expected")
+            except (OSError, UnicodeDecodeError, ValueError) as error:
+                problem = f"{describe}: not valid JSON ({error})"
+                return Unreadable.from_parent(self, path=path, problem=problem)
         return DescribeItem.from_parent(self, name=path.name, path=path, nodeid=_id(self, path))
 
 
@@ -211,16 +220,16 @@ class DescribeItem(ServiceItem):
     result_name = "describe"
 
     def check(self) -> None:
-        expected = json.loads(self.path.read_text())
+        expected = self.expected()
         actual = self.client.describe(refresh=True)
         registry = default_registry()
         comparison = compare_describe(expected, actual, registry, self.run.settings.tolerance)
         if comparison.matches:
             self.result_entry = dict(results.NO_DIFFERENCE)
         elif self.run.settings.update:
-            self.path.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n")
-            self.updated = (str(self.shown(self.path)),)
-            self.result_entry = {"Updated": [self.path.name]}
+            written = self.write_expected(actual)
+            self.updated = (str(self.shown(written)),)
+            self.result_entry = {"Updated": [written.name]}
         else:
             types = types_of(expected.keys() | actual.keys(), {}, registry)
             self.result_entry = results.comparison_entry(comparison, expected, actual, types, {})
@@ -233,6 +242,36 @@ class DescribeItem(ServiceItem):
                     self.update_hint(self.path),
                 )
             )
+
+
+    def profile_files(self) -> list[Path]:
+        """`expected_describe.<profile>.json` of each profile in effect that has one, in order."""
+        candidates = (describe_for_profile(self.path, p) for p in self.run.settings.profiles)
+        return [path for path in candidates if path.is_file()]
+
+    def expected(self) -> dict:
+        """`expected_describe.json` updated key by key by each profile's file, as pesto/api files."""
+        expected = json.loads(self.path.read_text())
+        for path in self.profile_files():
+            expected.update(json.loads(path.read_text()))
+        return expected
+
+    def write_expected(self, actual: dict) -> Path:
+        """With no profile, rewrite expected_describe.json; with profiles, write the last
+        profile's file with the keys where the service differs from expected_describe.json."""
+        if not self.run.settings.profiles:
+            target, content = self.path, actual
+        else:
+            base = without_link_hosts(json.loads(self.path.read_text()))
+            comparable = without_link_hosts(actual)
+            target = describe_for_profile(self.path, self.run.settings.profiles[-1])
+            content = {key: actual[key] for key in actual if base.get(key) != comparable[key]}
+        target.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n")
+        return target
+
+
+def describe_for_profile(describe: Path, profile: str) -> Path:
+    return describe.with_name(f"{describe.stem}.{profile}.json")
 
 
 def _id(parent: pytest.Collector, path: Path) -> str:

@@ -20,6 +20,14 @@ OPTIONS: tuple[tuple[str, str, str, str, Any], ...] = (
     ("keep", "bool", "", "leave the container running after the session; print its address", False),
     ("gpus", "string", "GPUS", "GPUs for the container as `docker run --gpus`: all, a count, ids 0,1", None),
     ("env", "linelist", "KEY=VALUE", "environment variable for the container (repeatable)", []),
+    (
+        "profile",
+        "linelist",
+        "PROFILE",
+        "profile the service was built with (repeatable, in order): "
+        "expected_describe.PROFILE.json updates expected_describe.json key by key",
+        [],
+    ),
     ("tolerance", "string", "NUMBER", "largest difference between expected and actual numbers", 1e-6),
     ("pixel_tolerance", "string", "NUMBER", "largest difference of any image pixel value", 0),
     ("start_timeout", "string", "SECONDS", "wait this long for the container's service to be ready", 120),
@@ -57,6 +65,7 @@ class Settings:
     keep: bool = False
     gpus: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    profiles: tuple[str, ...] = ()
     tolerance: Tolerance = Tolerance()
     start_timeout: float = 120.0
     timeout: float = 300.0
@@ -78,6 +87,7 @@ class Settings:
             keep=bool(value("keep", bool)),
             gpus=value("gpus", str),
             env=_environment(value("env", list) or []),
+            profiles=tuple(value("profile", list) or ()),
             tolerance=Tolerance(
                 number=value("tolerance", _number("tolerance")),
                 pixel=value("pixel_tolerance", _number("pixel_tolerance")),

@@ -34,6 +34,7 @@ def run_project_tests(
                 f"--rootdir={project.root}",
                 f"--pesto-image={image}",
                 f"--pesto-results={results_path}",
+                *(f"--pesto-profile={profile}" for profile in profiles),
                 str(project.tests_dir),
             ]
         )

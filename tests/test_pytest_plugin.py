@@ -236,6 +236,21 @@ def test_describe_ignores_the_host_and_port_of_links_and_nothing_else(pytester, 
     assert json.loads((resources / "expected_describe.json").read_text())["title"] == "mirror"
 
 
+def test_a_profiles_describe_file_updates_the_expected_describe_key_by_key(pytester, mirror, mirror_stateful):
+    resources = pytester.path / "pesto/tests/resources"
+    resources.mkdir(parents=True)
+    (resources / "expected_describe.json").write_text(json.dumps(describe_of(mirror)))
+
+    run(pytester, mirror_stateful, "--pesto-profile=stateful").assert_outcomes(failed=1)
+    run(pytester, mirror_stateful, "--pesto-profile=stateful", "--pesto-update").assert_outcomes(passed=1)
+
+    assert json.loads((resources / "expected_describe.stateful.json").read_text()) == {"asynchronous": True}
+    assert json.loads((resources / "expected_describe.json").read_text())["asynchronous"] is False
+    run(pytester, mirror_stateful, "--pesto-profile=stateful").assert_outcomes(passed=1)
+    run(pytester, mirror).assert_outcomes(passed=1)
+    run(pytester, mirror_stateful).assert_outcomes(failed=1)
+
+
 # -- errors and reports -----------------------------------------------------------------------
 def test_a_request_the_service_refuses_is_reported_with_its_message(pytester, mirror):
     make_folder(pytester.path, "test_1", {"shape.json": '{"type": "Polygon"}'}, {})

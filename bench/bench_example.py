@@ -19,7 +19,10 @@ image (`pesto-pack build example_project`). It prints the tables that BENCHMARKS
   thread-safe). Both sides get the same torch threads (`--threads`: OMP_NUM_THREADS in the
   container, `torch.set_num_threads` here). Rounds interleave the three and are repeated;
   each cell keeps its best round, so a burst of load from elsewhere does not hit one side only.
-- the overhead: HTTP against `decode + process()` (p50 ratio, and requests/s ratio);
+- CPU time per answer: this interpreter's (user + system) for the direct calls, the service
+  process's in the container (from /proc) for HTTP, the client's excluded. Other load on
+  the machine barely changes it, where it can halve requests/s or double latency;
+- the overhead: HTTP against `decode + process()` (p50, requests/s and CPU per answer);
 - the image's size, and its base image's;
 - start to ready: from `docker run` (the SDK's) to the first 200 on `/api/v1/ready`, which
   answers once `on_start()` (class index, weights, one warm-up pass) is done.
@@ -40,6 +43,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_runtime import CLOCK_TICKS, cpu_ticks  # noqa: E402  (the runtime bench's /proc reader)
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "example_project"
 RESOURCES = EXAMPLE / "pesto" / "tests" / "resources"
@@ -50,10 +56,16 @@ CONCURRENCY = (1, 4)
 
 @dataclass
 class Cell:
-    """One measurement: latencies of the answers in a closed loop of `seconds`."""
+    """One measurement: latencies of the answers in a closed loop of `seconds`, and the CPU
+    seconds the side measured used meanwhile."""
 
     latencies: list[float]
     seconds: float
+    cpu_seconds: float
+
+    @property
+    def cpu_per_answer(self) -> float:
+        return self.cpu_seconds / len(self.latencies)
 
     @property
     def rate(self) -> float:
@@ -64,8 +76,9 @@ class Cell:
         return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def closed_loop(clients: int, seconds: float, call) -> Cell:
-    """`clients` threads each calling `call(i)` (i counts its calls) until `seconds` pass."""
+def closed_loop(clients: int, seconds: float, call, cpu) -> Cell:
+    """`clients` threads each calling `call(client, made)` (`made` counts the calls of all
+    clients, so the photos go in turn) until `seconds` pass; `cpu()` reads CPU seconds."""
     latencies: list[float] = []
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
@@ -83,7 +96,7 @@ def closed_loop(clients: int, seconds: float, call) -> Cell:
         except BaseException as error:  # reported in the main thread
             errors.append(error)
 
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), cpu()
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:
         thread.start()
@@ -91,7 +104,7 @@ def closed_loop(clients: int, seconds: float, call) -> Cell:
         thread.join()
     if errors:
         raise errors[0]
-    return Cell(latencies, time.perf_counter() - started)
+    return Cell(latencies, time.perf_counter() - started, cpu() - cpu_before)
 
 
 class Direct:
@@ -117,6 +130,10 @@ class Direct:
         self.decode = lambda value: image_type.decode(value, settings)
         self.slot = threading.Lock()
 
+    @staticmethod
+    def cpu() -> float:
+        return sum(os.times()[:2])
+
     def process_only(self, decoded: list):
         def call(_client: int, made: int) -> None:
             with self.slot:
@@ -136,7 +153,8 @@ class Direct:
 class Http:
     """Keep-alive POSTs of prepared bodies, one connection per client thread."""
 
-    def __init__(self, url: str, bodies: list[bytes], expected: list[dict]):
+    def __init__(self, url: str, pid: int, bodies: list[bytes], expected: list[dict]):
+        self.pid = pid
         host, port = url.removeprefix("http://").split(":")
         self.address = (host, int(port))
         self.bodies = bodies
@@ -153,6 +171,10 @@ class Http:
         body = response.read()
         if response.status != 200 or json.loads(body) != self.expected[index]:
             raise RuntimeError(f"POST /api/v1/process answered {response.status}: {body[:300]!r}")
+
+    def cpu(self) -> float:
+        """The service process's CPU seconds (all its threads), as the host sees it."""
+        return cpu_ticks(self.pid) / CLOCK_TICKS
 
     def close(self) -> None:
         for connection in self.connections.values():
@@ -198,7 +220,7 @@ def image_size(engine, tag: str) -> int:
 
 def row(name: str, clients: int, cell: Cell) -> str:
     return (f"| {name} | {clients} | {1000 * cell.percentile(50):.0f} | {1000 * cell.percentile(99):.0f} "
-            f"| {cell.rate:.1f} | {len(cell.latencies)} |")
+            f"| {cell.rate:.1f} | {1000 * cell.cpu_per_answer:.0f} | {len(cell.latencies)} |")
 
 
 def main() -> int:
@@ -236,15 +258,19 @@ def main() -> int:
 
     service = container.start(args.image, start_timeout=300, environment={"OMP_NUM_THREADS": str(args.threads)})
     try:
-        client = Http(service.url, bodies, answers)
-        closed_loop(1, 2.0, client.call)  # warm-up of both sides
-        closed_loop(1, 2.0, direct.decode_and_process(values))
+        pid = engine.containers.get(service.name).attrs["State"]["Pid"]
+        client = Http(service.url, pid, bodies, answers)
+        closed_loop(1, 2.0, client.call, client.cpu)  # warm-up of both sides
+        closed_loop(1, 2.0, direct.decode_and_process(values), direct.cpu)
         for round_number in range(args.rounds):
             for clients in CONCURRENCY:
                 print(f"round {round_number + 1}/{args.rounds}, concurrency {clients}", file=sys.stderr)
-                keep(("process()", clients), closed_loop(clients, args.seconds, direct.process_only(decoded)))
-                keep(("decode + process()", clients), closed_loop(clients, args.seconds, direct.decode_and_process(values)))
-                keep(("HTTP", clients), closed_loop(clients, args.seconds, client.call))
+                for name, call, cpu in (
+                    ("process()", direct.process_only(decoded), direct.cpu),
+                    ("decode + process()", direct.decode_and_process(values), direct.cpu),
+                    ("HTTP", client.call, client.cpu),
+                ):
+                    keep((name, clients), closed_loop(clients, args.seconds, call, cpu))
                 client.close()
     finally:
         service.remove()
@@ -256,17 +282,18 @@ def main() -> int:
     print(f"\n{args.image}: {len(values)} test photos in turn, torch threads {args.threads} on both sides, "
           f"{args.rounds} x {args.seconds:g} s per cell (best kept); load average "
           f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, {os.cpu_count()} CPUs\n")
-    print("| what | concurrency | p50 ms | p99 ms | requests/s | answers |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| what | concurrency | p50 ms | p99 ms | requests/s | CPU ms/answer | answers |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for clients in CONCURRENCY:
         for name in ("process()", "decode + process()", "HTTP"):
             print(row(name, clients, best[(name, clients)]))
-    print("\n| overhead of HTTP over decode + process() | p50 | requests/s |")
-    print("| --- | --- | --- |")
+    print("\n| overhead of HTTP over decode + process() | p50 | requests/s | CPU per answer |")
+    print("| --- | --- | --- | --- |")
     for clients in CONCURRENCY:
         http_cell, direct_cell = best[("HTTP", clients)], best[("decode + process()", clients)]
         print(f"| concurrency {clients} | {http_cell.percentile(50) / direct_cell.percentile(50):.2f}x "
-              f"| {direct_cell.rate / http_cell.rate:.2f}x |")
+              f"| {direct_cell.rate / http_cell.rate:.2f}x "
+              f"| {http_cell.cpu_per_answer / direct_cell.cpu_per_answer:.2f}x |")
     print(f"\n| image | size |\n| --- | --- |")
     print(f"| {args.image} | {size / 1e9:.2f} GB ({size / 2**30:.2f} GiB) |")
     print(f"| {args.base_image} (its base) | {base_size / 1e6:.0f} MB |")

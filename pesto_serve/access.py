@@ -1,13 +1,11 @@
 """Around the app: one log line and one metric per request, whatever answered it."""
 
-import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pesto_serve.logs import log_access
 from pesto_serve.metrics import Metrics
-
-log = logging.getLogger("pesto_serve.access")
 
 
 class Observed:
@@ -41,8 +39,5 @@ class Observed:
         if counter is None:
             counter = self._counters.setdefault(labels, self.metrics.requests.labels(*labels))
         counter.inc()
-        log.info(
-            "%s %s %d %.1fms", method, path, status, duration_ms,
-            extra={"method": method, "path": path, "status": status, "duration_ms": round(duration_ms, 2)},
-        )
+        log_access(method, path, status, duration_ms)
         return body

@@ -214,20 +214,32 @@ def health_status(port: int) -> int | None:
 
 
 def process_tree(pid: int) -> list[int]:
+    """The process and its descendants; threads and children may end while they are read."""
     pids = [pid]
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in task.read_text().split():
+        try:
+            children = task.read_text().split()
+        except FileNotFoundError:
+            continue
+        for child in children:
             pids += process_tree(int(child))
     return pids
 
 
 def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # a child that has just ended
+        return 0
     return int(fields[11]) + int(fields[12])
 
 
 def vm_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:  # a child that has just ended
+        return 0
+    for line in status.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0

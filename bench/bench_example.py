@@ -294,7 +294,7 @@ def main() -> int:
         print(f"| concurrency {clients} | {http_cell.percentile(50) / direct_cell.percentile(50):.2f}x "
               f"| {direct_cell.rate / http_cell.rate:.2f}x "
               f"| {http_cell.cpu_per_answer / direct_cell.cpu_per_answer:.2f}x |")
-    print(f"\n| image | size |\n| --- | --- |")
+    print("\n| image | size |\n| --- | --- |")
     print(f"| {args.image} | {size / 1e9:.2f} GB ({size / 2**30:.2f} GiB) |")
     print(f"| {args.base_image} (its base) | {base_size / 1e6:.0f} MB |")
     print(f"\nstart to ready ({args.starts} starts): median {statistics.median(starts):.1f} s, "

@@ -68,17 +68,22 @@ def images(engine, base_image) -> dict[str, str]:
         check=True, capture_output=True, timeout=600,
     )
     run = secrets.token_hex(4)
-    built = {
-        "default": build(run),
-        "stateful": build(run, ("stateful",)),
-        "gpu": build(run, ("gpu",), base_image),
-    }
-    yield {profile: image.tag for profile, image in built.items()}
-    if os.environ.get(KEEP):
-        return
-    for image in built.values():
+    built: dict[str, BuiltImage] = {}
+    try:  # a failed build still removes the images built before it
+        built["default"] = build(run)
+        built["stateful"] = build(run, ("stateful",))
+        built["gpu"] = build(run, ("gpu",), base_image)
+        yield {profile: image.tag for profile, image in built.items()}
+    finally:
+        if not os.environ.get(KEEP):
+            remove(engine, built.values())
+
+
+def remove(engine, built) -> None:
+    """The images, then the dependencies images their builds made (not one still in use)."""
+    for image in built:
         engine.images.remove(image.tag)
-    for dependencies in {image.dependencies_tag for image in built.values() if image.dependencies_built}:
+    for dependencies in {image.dependencies_tag for image in built if image.dependencies_built}:
         try:
             engine.images.remove(dependencies)
         except APIError:  # another run's image is built on it: that run removes it
@@ -144,7 +149,7 @@ def test_the_default_image_passes_its_test_folders_and_sees_the_cat(engine, imag
 def test_the_stateful_image_passes_the_same_folders_through_the_jobs_api(engine, images, tmp_path):
     tag = images["stateful"]
     # Its describe differs from the default's by `asynchronous` only: checked below.
-    describe_item = f"{DESCRIBE.relative_to(EXAMPLE)}"
+    describe_item = str(DESCRIBE.relative_to(EXAMPLE))
 
     outcomes = run_test_folders(tag, tmp_path / "junit.xml", f"--deselect={describe_item}")
 

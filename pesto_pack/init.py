@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pesto_pack.errors import PestoError
+from pesto_pack.image_names import IMAGE_NAME, IMAGE_TAG
 
 TEMPLATE = Path(__file__).parent / "templates" / "project"
 TEXT_SUFFIXES = {".json", ".md", ".ini"}
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
-NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -32,13 +31,13 @@ class Question:
 
 
 def _check_name(value: str) -> str | None:
-    if not NAME.match(value):
+    if not IMAGE_NAME.match(value):
         return "use lowercase letters, digits and . _ - (it names the image)"
     return None
 
 
 def _check_version(value: str) -> str | None:
-    if not VERSION.match(value):
+    if not IMAGE_TAG.match(value):
         return "use letters, digits and . _ - (it tags the image), e.g. 1.0.0"
     return None
 

@@ -6,7 +6,6 @@ for the dependencies image when it is not already there, once for the service im
 """
 
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,16 +19,11 @@ from pesto_pack.build import context, images
 from pesto_pack.build.engine_build import BuildError, run_build
 from pesto_pack.engine import connect
 from pesto_pack.errors import ProjectError
+from pesto_pack.image_names import IMAGE_NAME, IMAGE_REFERENCE, IMAGE_TAG
 
 __all__ = ["BuildError", "BuiltImage", "build"]
 
 BASE_IMAGE_VARIABLE = "PESTO_BASE_IMAGE"
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
-_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?"
-IMAGE_NAME = re.compile(rf"^{_COMPONENT}$")
-IMAGE_TAG = re.compile(rf"^{_TAG}$")
-REFERENCE = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*:{_TAG}$")
 
 
 @dataclass(frozen=True)
@@ -100,7 +94,7 @@ def _labels(project: project_model.Project) -> dict[str, str]:
 def _check_tag(tag: str, given: bool) -> None:
     """Refuse a tag the engine would refuse, naming the file or option to change."""
     if given:
-        if not REFERENCE.match(tag):
+        if not IMAGE_REFERENCE.match(tag):
             raise ProjectError(
                 f"--tag {tag!r} is not a valid image reference; write NAME:TAG with a lowercase "
                 "name (letters, digits, . _ -)"

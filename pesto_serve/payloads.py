@@ -10,11 +10,11 @@ import dataclasses
 import json
 import logging
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-import numpy
 
 from pesto_pack.errors import PayloadError, ProjectError
 from pesto_pack.plugins import Registry
@@ -100,7 +100,7 @@ class Payloads:
                     f"not declare (it declares {', '.join(self.output.properties) or 'nothing'})",
                     name,
                 )
-            if isinstance(value, numpy.generic):
+            if _is_numpy_scalar(value):
                 value = value.item()
             try:
                 encoded[name] = payload_type.encode(value)
@@ -225,12 +225,21 @@ def to_json_bytes(value: Any) -> bytes:
     return _ENCODER.encode(value).encode()
 
 
+def _is_numpy_scalar(value: Any) -> bool:
+    """Whether `value` is a numpy scalar; numpy is looked up, not imported (a process that never
+    imported it holds no numpy values, and importing it costs a service's start-up ~0.1 s)."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.generic)
+
+
 def _plain(value: Any) -> Any:
     """JSON for the numpy values that `json` does not know."""
-    if isinstance(value, numpy.generic):
-        return value.item()
-    if isinstance(value, numpy.ndarray):
-        return value.tolist()
+    numpy = sys.modules.get("numpy")  # not imported: no numpy value can exist (see above)
+    if numpy is not None:
+        if isinstance(value, numpy.generic):
+            return value.item()
+        if isinstance(value, numpy.ndarray):
+            return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 

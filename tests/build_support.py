@@ -1,15 +1,46 @@
 """Helpers of the build tests that run images: a ready container and HTTP to it."""
 
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+from docker.errors import APIError, ImageNotFound
 
 READY_TIMEOUT = 60.0
+PESTO_PACK = Path(sys.executable).with_name("pesto-pack")
+BUILT_TAGS: set[str] = set()
+"""Images that `build()` made in this session: removed when the session ends (conftest.py)."""
+
+
+def build(project: Path, *profiles: str) -> str:
+    """`pesto-pack build PROJECT [-p ...]`; the tag it prints last."""
+    command = [str(PESTO_PACK), "build", str(project)] + (["-p", *profiles] if profiles else [])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        pytest.fail(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}", pytrace=False)
+    tag = done.stdout.strip().splitlines()[-1]
+    BUILT_TAGS.add(tag)
+    return tag
+
+
+def remove_with_its_dependencies(engine, tag: str) -> None:
+    """Remove a service image and the dependencies image it was built on."""
+    try:
+        image = engine.images.get(tag)
+    except ImageNotFound:
+        return
+    engine.api.remove_image(tag, force=True)
+    try:
+        engine.api.remove_image(image.labels["org.pesto.dependencies"], force=True)
+    except (ImageNotFound, APIError):  # gone already, or another tag still uses it
+        pass
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 

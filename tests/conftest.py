@@ -32,3 +32,17 @@ def base_image(engine) -> str:
     except ImageNotFound:
         pytest.fail(f"base image {BASE_IMAGE} is missing; run `scripts/setup-engine`", pytrace=False)
     return BASE_IMAGE
+
+
+def pytest_sessionfinish(session) -> None:
+    """Remove the images that the tests built with `build_support.build()`, and their
+    dependencies images: a test run leaves the engine as it found it."""
+    from build_support import BUILT_TAGS, remove_with_its_dependencies
+
+    if not BUILT_TAGS:
+        return
+    from pesto_pack.engine import connect
+
+    engine = connect()
+    for tag in sorted(BUILT_TAGS):
+        remove_with_its_dependencies(engine, tag)

@@ -8,7 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from docker.errors import ImageNotFound
+
+from build_support import remove_with_its_dependencies
 
 from pesto_pack.build import context, wheels
 from pesto_pack.cli import main
@@ -108,14 +109,3 @@ def test_build_prints_the_tag_last_and_list_shows_the_image(tmp_path, engine, ba
     finally:
         remove_with_its_dependencies(engine, tag)
 
-
-def remove_with_its_dependencies(engine, tag: str) -> None:
-    try:
-        image = engine.images.get(tag)
-    except ImageNotFound:
-        return
-    engine.api.remove_image(tag, force=True)
-    try:
-        engine.api.remove_image(image.labels["org.pesto.dependencies"], force=True)
-    except ImageNotFound:
-        pass

@@ -17,7 +17,7 @@ import pytest
 
 from build_support import http, wait_ready
 from pytest_plugin_helpers import PROJECTS
-from test_harness_integration import build
+from build_support import build
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import pytest
 from pytest_plugin_helpers import PROJECTS, make_folder
-from test_harness_integration import build
+from build_support import build
 
 pytest_plugins = ["pytester"]
 

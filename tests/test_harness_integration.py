@@ -9,9 +9,9 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from build_support import PESTO_PACK, build
 from pytest_plugin_helpers import PROJECTS, every_file_type, make_folder, same
 
 from pytest_pesto.runner import run_project_tests
@@ -19,16 +19,6 @@ from pytest_pesto.runner import run_project_tests
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 pytest_plugins = ["pytester"]
 
-PESTO_PACK = Path(sys.executable).with_name("pesto-pack")
-
-
-def build(project: Path, *profiles: str) -> str:
-    """`pesto-pack build PROJECT [-p ...]`; the tag it prints last."""
-    command = [str(PESTO_PACK), "build", str(project)] + (["-p", *profiles] if profiles else [])
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        pytest.fail(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}", pytrace=False)
-    return done.stdout.strip().splitlines()[-1]
 
 
 def containers_of(engine, tag: str) -> list[str]:

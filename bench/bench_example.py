@@ -195,7 +195,7 @@ def test_photos() -> tuple[list[str], list[dict]]:
 
 
 def ensure_image(engine, tag: str) -> None:
-    from pesto_pack.build.images import image_id
+    from pesto_pack.build.engine_images import image_id
 
     if image_id(engine, tag) is None:
         sys.exit(f"{tag} is not in the engine: build it first (`python "
@@ -203,12 +203,12 @@ def ensure_image(engine, tag: str) -> None:
 
 
 def start_times(tag: str, starts: int, threads: int) -> list[float]:
-    from pytest_pesto import container
+    from pesto_pack import containers
 
     times = []
     for _ in range(starts):
         started = time.perf_counter()
-        service = container.start(tag, start_timeout=300, environment={"OMP_NUM_THREADS": str(threads)})
+        service = containers.start(tag, start_timeout=300, environment={"OMP_NUM_THREADS": str(threads)})
         times.append(time.perf_counter() - started)
         service.remove()
     return times
@@ -234,7 +234,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from pesto_pack.engine import connect
-    from pytest_pesto import container
+    from pesto_pack import containers
 
     engine = connect()
     ensure_image(engine, args.image)
@@ -256,7 +256,7 @@ def main() -> int:
         if key not in best or cell.rate > best[key].rate:
             best[key] = cell
 
-    service = container.start(args.image, start_timeout=300, environment={"OMP_NUM_THREADS": str(args.threads)})
+    service = containers.start(args.image, start_timeout=300, environment={"OMP_NUM_THREADS": str(args.threads)})
     try:
         pid = engine.containers.get(service.name).attrs["State"]["Pid"]
         client = Http(service.url, pid, bodies, answers)
@@ -299,7 +299,7 @@ def main() -> int:
     print(f"| {args.base_image} (its base) | {base_size / 1e6:.0f} MB |")
     print(f"\nstart to ready ({args.starts} starts): median {statistics.median(starts):.1f} s, "
           f"min {min(starts):.1f} s, max {max(starts):.1f} s "
-          "(container.start polls /api/v1/ready with a backoff of up to 0.5 s)")
+          "(containers.start polls /api/v1/ready with a backoff of up to 0.5 s)")
     return 0
 
 

@@ -159,7 +159,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from pesto_pack.build.images import service_images
+    from pesto_pack.build.engine_images import service_images
     from pesto_pack.engine import connect
 
     rows = [("NAME", "TAG", "PROFILES", "SIZE", "CREATED")]
@@ -178,9 +178,9 @@ def _list(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     from pesto_pack import project
     from pesto_pack.build import build
-    from pesto_pack.build.images import image_id
+    from pesto_pack.build.engine_images import image_id
     from pesto_pack.engine import connect
-    from pytest_pesto.runner import run_project_tests
+    from pesto_pack.project_tests import run_project_tests
 
     image = args.image or project.load(args.project_dir, args.profiles).tag
     if image_id(connect(), image) is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pesto_pack.errors import PestoError
-from pesto_pack.image_names import IMAGE_NAME, IMAGE_TAG
+from pesto_pack.references import IMAGE_NAME, IMAGE_TAG
 
 TEMPLATE = Path(__file__).parent / "templates" / "project"
 TEXT_SUFFIXES = {".json", ".md", ".ini"}

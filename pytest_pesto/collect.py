@@ -14,7 +14,7 @@ import pytest
 from pesto_pack.errors import PestoError
 from pesto_pack.plugins import default_registry
 from pytest_pesto import payload, report, results
-from pytest_pesto.client import ServiceError
+from pesto_pack.client import RequestFailed
 from pytest_pesto.compare import (
     Comparison,
     compare_answers,
@@ -23,7 +23,7 @@ from pytest_pesto.compare import (
     without_link_hosts,
 )
 from pytest_pesto.report import Mismatch, ServiceProblem
-from pytest_pesto.service import pesto_run, service_client
+from pytest_pesto.session import pesto_run, service_client
 
 DESCRIBE_FILE = "expected_describe.json"
 TEST_FOLDER_PREFIX = "test_"
@@ -128,7 +128,7 @@ class ServiceItem(InResources, pytest.Item):
     def runtest(self) -> None:
         try:
             self.check()
-        except ServiceError as error:
+        except RequestFailed as error:
             raise ServiceProblem(self.run.service.explain(error)) from None
 
     def check(self) -> None:

@@ -59,7 +59,7 @@ def add_options(parser: pytest.Parser) -> None:
 
 
 @dataclass(frozen=True)
-class Settings:
+class HarnessOptions:
     image: str | None = None
     url: str | None = None
     keep: bool = False
@@ -78,7 +78,7 @@ class Settings:
         return bool(self.image or self.url)
 
     @classmethod
-    def from_config(cls, config: pytest.Config) -> "Settings":
+    def from_config(cls, config: pytest.Config) -> "HarnessOptions":
         value = _reader(config)
         results = value("results", str)
         return cls(

@@ -8,10 +8,10 @@ out of the way: installing the toolkit changes no other pytest run.
 import pytest
 
 from pytest_pesto import results
-from pytest_pesto.client import PestoClient
+from pesto_pack.client import PestoClient
 from pytest_pesto.collect import ResourcesFolder, ServiceItem, holds_test_data
-from pytest_pesto.options import Settings, add_options
-from pytest_pesto.service import RUN, PestoRun, PestoService, pesto_run, service_client
+from pytest_pesto.options import HarnessOptions, add_options
+from pytest_pesto.session import RUN, PestoRun, PestoService, pesto_run, service_client
 
 NO_SERVICE = (
     "no PESTO service to test: give --pesto-image=NAME:TAG or --pesto-url=URL "
@@ -24,7 +24,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    settings = Settings.from_config(config)
+    settings = HarnessOptions.from_config(config)
     if settings.image and settings.url:
         raise pytest.UsageError(
             "--pesto-image starts a container and --pesto-url tests a running service: give one"

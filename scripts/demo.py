@@ -19,8 +19,8 @@ from pathlib import Path
 from pesto_pack.build import build
 from pesto_pack.errors import PestoError
 from pesto_pack.plugins import default_registry
-from pytest_pesto import container
-from pytest_pesto.client import PestoClient
+from pesto_pack import containers
+from pesto_pack.client import PestoClient
 from pytest_pesto.payload import read_path
 
 START_TIMEOUT = 120.0
@@ -50,7 +50,7 @@ def demo(project: Path, photo: Path, key: str, profiles: list[str]) -> int:
     print(f"built {tag} in {time.perf_counter() - started:.1f} s")
 
     started = time.perf_counter()
-    service = container.start(tag, start_timeout=START_TIMEOUT)
+    service = containers.start(tag, start_timeout=START_TIMEOUT)
     try:
         print(f"started {tag} at {service.url}, ready in {time.perf_counter() - started:.1f} s")
         client = PestoClient(service.url)

@@ -28,11 +28,11 @@ from docker.errors import APIError
 from pesto_pack import project
 from pesto_pack.build import BuiltImage
 from pesto_pack.build import build as pesto_build
-from pesto_pack.build.images import GPUS
+from pesto_pack.build.engine_images import GPUS
 from pesto_pack.plugins import default_registry
 from pesto_pack.types.base import Tolerance
-from pytest_pesto import container
-from pytest_pesto.client import PestoClient
+from pesto_pack import containers
+from pesto_pack.client import PestoClient
 from pytest_pesto.compare import compare_describe
 from pytest_pesto.payload import read_folder
 
@@ -125,7 +125,7 @@ def expected_describe(**changes) -> dict:
 
 def check_service(tag: str, describe: dict) -> None:
     """Start the image, check its describe, and classify the cat through it."""
-    service = container.start(tag, start_timeout=START_TIMEOUT, environment=THREADS)
+    service = containers.start(tag, start_timeout=START_TIMEOUT, environment=THREADS)
     try:
         client = PestoClient(service.url)
         comparison = compare_describe(describe, client.describe(), default_registry(), Tolerance())

@@ -14,7 +14,7 @@ import pytest
 from build_support import PESTO_PACK, build
 from pytest_plugin_helpers import PROJECTS, every_file_type, make_folder, same
 
-from pytest_pesto.runner import run_project_tests
+from pesto_pack.project_tests import run_project_tests
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 pytest_plugins = ["pytester"]

@@ -204,7 +204,7 @@ def test_a_folder_without_output_fails_until_update_records_the_answer(pytester,
 
 # -- describe ---------------------------------------------------------------------------------
 def describe_of(url: str) -> dict:
-    from pytest_pesto.client import PestoClient
+    from pesto_pack.client import PestoClient
 
     return PestoClient(url).describe()
 

@@ -134,7 +134,7 @@ def test_a_container_that_dies_during_the_session_fails_the_next_items_with_its_
     pytester.makeconftest(
         """
         from pesto_pack.engine import connect
-        from pytest_pesto.service import pesto_run
+        from pytest_pesto.session import pesto_run
 
         def pytest_runtest_call(item):
             if item.name == "test_2":

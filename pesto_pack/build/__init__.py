@@ -15,11 +15,11 @@ from pathlib import Path
 import docker
 
 from pesto_pack import project as project_model
-from pesto_pack.build import context, images
+from pesto_pack.build import context, engine_images
 from pesto_pack.build.engine_build import BuildError, run_build
 from pesto_pack.engine import connect
 from pesto_pack.errors import ProjectError
-from pesto_pack.image_names import IMAGE_NAME, IMAGE_REFERENCE, IMAGE_TAG
+from pesto_pack.references import IMAGE_NAME, IMAGE_REFERENCE, IMAGE_TAG
 
 __all__ = ["BuildError", "BuiltImage", "build"]
 
@@ -67,24 +67,24 @@ def build(
     contexts.log_file.write_text("")
     client = client or connect()
 
-    dependencies_built = no_cache or images.image_id(client, contexts.dependencies_tag) is None
+    dependencies_built = no_cache or engine_images.image_id(client, contexts.dependencies_tag) is None
     if dependencies_built:
         run_build(client, contexts.dependencies, contexts.dependencies_tag, "dependencies",
                   log, contexts.log_file, no_cache)
     else:
         log(f"dependencies: {contexts.dependencies_tag} is up to date")
-    replaced = images.image_id(client, tag)
+    replaced = engine_images.image_id(client, tag)
     image_id = run_build(client, contexts.service, tag, "service", log, contexts.log_file, no_cache)
     if replaced:
-        images.remove_replaced(client, replaced, image_id, log)
+        engine_images.remove_replaced(client, replaced, image_id, log)
     log(f"built {tag} in {time.monotonic() - started:.1f} s; Dockerfiles and contexts in {contexts.folder}")
     return BuiltImage(tag, image_id, contexts.dependencies_tag, dependencies_built, contexts.folder)
 
 
 def _labels(project: project_model.Project) -> dict[str, str]:
     return {
-        images.VERSION: project.version,
-        images.GPUS: "true" if project.build.gpus else "false",
+        engine_images.VERSION: project.version,
+        engine_images.GPUS: "true" if project.build.gpus else "false",
         "org.opencontainers.image.title": project.name,
         "org.opencontainers.image.version": project.version,
         "org.opencontainers.image.description": str(project.api.description.get("description", "")),

@@ -23,7 +23,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from pesto_pack.build import dockerfile, images, resources, wheels
+from pesto_pack.build import dockerfile, engine_images, resources, wheels
 from pesto_pack.errors import ProjectError
 from pesto_pack.project import Project
 
@@ -104,7 +104,7 @@ def prepare(
     service_text = dockerfile.service_dockerfile(dockerfile.ServiceRecipe(
         dependencies_image=dependencies_tag,
         environment=project.build.environments,
-        labels={**project.build.labels, **(labels or {}), images.DEPENDENCIES: dependencies_tag},
+        labels={**project.build.labels, **(labels or {}), engine_images.DEPENDENCIES: dependencies_tag},
     ))
 
     folder = workspace / ("-".join(project.profiles) or "default")

@@ -99,7 +99,7 @@ class PayloadType:
 
     def compare(self, expected: JSON, actual: JSON, tolerance: Tolerance) -> list[str]:
         """Differences between an expected and an actual answer value; empty when they match."""
-        from pesto_pack.types.compare import compare_json
+        from pesto_pack.types.json_diff import compare_json
 
         return compare_json(expected, actual, tolerance)
 

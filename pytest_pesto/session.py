@@ -11,9 +11,9 @@ import pytest
 
 from pesto_pack.errors import PestoError
 from pesto_pack.plugins import default_registry
-from pytest_pesto import container as containers
-from pytest_pesto.client import API, PestoClient, ServiceError, ServiceUnreachable
-from pytest_pesto.options import Settings
+from pesto_pack import containers
+from pesto_pack.client import API, PestoClient, RequestFailed, ServiceUnreachable
+from pytest_pesto.options import HarnessOptions
 
 
 class ServiceUnavailable(PestoError):
@@ -21,7 +21,7 @@ class ServiceUnavailable(PestoError):
 
 
 class PestoService:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: HarnessOptions):
         self.settings = settings
         self.container: containers.ServiceContainer | None = None
         self._client: PestoClient | None = None
@@ -38,12 +38,12 @@ class PestoService:
                     self._wait_ready(self._client)
                 self._client.describe()
             except PestoError as error:
-                self._start_error = self.explain(error) if isinstance(error, ServiceError) else str(error)
+                self._start_error = self.explain(error) if isinstance(error, RequestFailed) else str(error)
                 self.close()
                 raise ServiceUnavailable(self._start_error) from None
         return self._client
 
-    def explain(self, error: ServiceError) -> str:
+    def explain(self, error: RequestFailed) -> str:
         """The error, with the container's exit code and last log lines if it stopped."""
         report = self.container.exit_report() if self.container is not None else None
         if report is None and isinstance(error, ServiceUnreachable) and self.settings.url:
@@ -104,7 +104,7 @@ class PestoRun:
     Registered as a plugin itself, to hear every test report.
     """
 
-    settings: Settings
+    settings: HarnessOptions
     service: PestoService
     results: list[tuple[str, str, dict]] = field(default_factory=list)
     """(name, node id, entry) of each item, for results.json."""

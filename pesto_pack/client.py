@@ -22,7 +22,7 @@ API = "/api/v1"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-class ServiceError(PestoError):
+class RequestFailed(PestoError):
     """The service answered with an error status, or an answer that breaks the API."""
 
     def __init__(self, message: str, status: int | None = None):
@@ -30,11 +30,11 @@ class ServiceError(PestoError):
         self.status = status
 
 
-class ServiceUnreachable(ServiceError):
+class ServiceUnreachable(RequestFailed):
     """Nothing answers at the service's address (not started, crashed, wrong URL)."""
 
 
-class JobFailed(ServiceError):
+class JobFailed(RequestFailed):
     """A stateful job ended in ERROR, or did not end within the timeout."""
 
 
@@ -56,7 +56,7 @@ class PestoClient:
         """True once the service has finished `on_start()` and serves requests."""
         try:
             return self.request("GET", f"{API}/ready", timeout=min(self.timeout, 2.0))[0] == 200
-        except ServiceError:
+        except RequestFailed:
             return False
 
     def describe(self, refresh: bool = False) -> dict:
@@ -81,7 +81,7 @@ class PestoClient:
         """Start a stateful job; its id."""
         answer = self._json_of("POST", f"{API}/process", payload, expected=(200, 201, 202))
         if not isinstance(answer, dict) or "jobId" not in answer:
-            raise ServiceError(
+            raise RequestFailed(
                 f"POST {API}/process answered {_short(answer)} without a `jobId`: is the service "
                 "stateful (describe says `asynchronous: true`)?"
             )
@@ -151,7 +151,7 @@ class PestoClient:
         expected: tuple[int, ...] | None = None,
         timeout: float | None = None,
     ) -> tuple[int, dict, bytes]:
-        """One call; `body` is sent as JSON. ServiceError when the status is not `expected`."""
+        """One call; `body` is sent as JSON. RequestFailed when the status is not `expected`."""
         url = urllib.parse.urljoin(self.base_url + "/", path.lstrip("/")) if "://" not in path else path
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(url, data=data, method=method)
@@ -171,7 +171,7 @@ class PestoClient:
                 f"{method} {url}: the answer is not HTTP ({what}); is this the service's address?"
             ) from None
         if expected is not None and status not in expected:
-            raise ServiceError(
+            raise RequestFailed(
                 f"{method} {_path_of(url)} answered {status}: {_message_of(content)}", status
             )
         return status, headers, content
@@ -181,7 +181,7 @@ class PestoClient:
         try:
             return json.loads(content)
         except ValueError:
-            raise ServiceError(
+            raise RequestFailed(
                 f"{method} {path} answered {status} with a body that is not JSON: {_short(content)}",
                 status,
             ) from None

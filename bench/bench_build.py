@@ -25,6 +25,7 @@ from pathlib import Path
 
 from docker.errors import ImageNotFound
 
+from pesto_pack.build.cache import cache_folder
 from pesto_pack.build import context
 from pesto_pack.engine import connect
 
@@ -52,7 +53,7 @@ def _bench(client, project: Path, scratch: Path, args: argparse.Namespace) -> No
     if args.base_image:
         command += ["--base-image", args.base_image]
     cold, tag = _timed(command + ["--no-cache"])
-    cache = context.cache_folder(scratch / "workspace" / "name" / "version")
+    cache = cache_folder(scratch / "workspace" / "name" / "version")
     runtime = next((cache / "runtime").glob("*/*.whl"))
     command += ["--runtime-wheel", str(runtime)]
     unchanged, _ = _timed(command)

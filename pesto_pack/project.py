@@ -27,6 +27,10 @@ API_FILES = (
     "version",
 )
 OPTIONAL_API_FILES = {"user_definitions": {}, "version": {}, "config": {}, "config_schema": {}}
+PACKAGE = "algorithm"
+"""The Python package of a project's code: `algorithm/process.py` defines `Process`."""
+INPUT_OUTPUT = f"{PACKAGE}/input_output.py"
+USER_DEFINITIONS = "pesto/api/user_definitions.json"
 BUILD_KEYS = ("name", "version")
 REQUIREMENTS_KEYS = ("dockerBaseImage",)
 
@@ -116,10 +120,6 @@ def load(
         base_image=requirements["dockerBaseImage"],
         environments={k: str(v) for k, v in (requirements.get("environments") or {}).items()},
         resources=_resources(requirements.get("requirements") or {}, build_dir, root),
-        labels={
-            "org.pesto.name": str(build_file["name"]),
-            "org.pesto.profiles": " ".join(profiles),
-        },
     )
     settings = reduce(
         lambda s, p: registry.profiles[p].apply(s) if p in registry.profiles else s,
@@ -153,6 +153,21 @@ def available_profiles(root: Path, registry: Registry | None = None) -> list[str
         for path in (root / "pesto" / folder).glob("*.*.json")
     }
     return sorted(from_files | set(registry.profiles))
+
+
+def read_user_definitions(root: Path) -> dict | None:
+    """`pesto/api/user_definitions.json` as it is on disk, or None when the project has none.
+
+    Schemagen reads it before the schemas that `load()` validates exist, so it cannot wait for
+    `load()`.
+    """
+    path = root / USER_DEFINITIONS
+    if not path.exists():
+        return None
+    definitions = read_json(path, root)
+    if not isinstance(definitions, dict):
+        raise ProjectError(f"{USER_DEFINITIONS} must be a JSON object of schemas by name")
+    return definitions
 
 
 def read_json(path: Path, root: Path | None = None) -> dict | list:

@@ -26,10 +26,8 @@ from typing import Any
 from pesto_pack.errors import ProjectError
 from pesto_pack.fields import DESCRIPTION, REFERENCE, REQUIRED, TYPE, Definition
 from pesto_pack.plugins import Registry, default_registry
+from pesto_pack.project import INPUT_OUTPUT, PACKAGE, USER_DEFINITIONS, read_user_definitions
 
-_INPUT_OUTPUT = "algorithm/input_output.py"
-_PACKAGE = "algorithm"
-_USER_DEFINITIONS = "pesto/api/user_definitions.json"
 _SCHEMA_FILES = ("pesto/api/input_schema.json", "pesto/api/output_schema.json")
 _MODULE_NAME = "_pesto_schemagen_input_output"
 _HINT = "use definition(...) or user_definition(...)"
@@ -37,7 +35,7 @@ _HINT = "use definition(...) or user_definition(...)"
 def generate(project_dir: Path) -> tuple[dict, dict]:
     """The input and output schemas of the project, without writing anything."""
     project_dir = project_dir.resolve()
-    user_definitions = _read_user_definitions(project_dir)
+    user_definitions = read_user_definitions(project_dir)
     with _imported_input_output(project_dir) as module:
         return (
             _class_schema(module, "Input", user_definitions),
@@ -84,22 +82,6 @@ def _same_json(text: str, schema: dict) -> bool:
         return False
 
 
-def _read_user_definitions(project_dir: Path) -> dict | None:
-    """The project's user definitions by name; None when the project has no such file."""
-    path = project_dir / _USER_DEFINITIONS
-    if not path.exists():
-        return None
-    try:
-        definitions = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ProjectError(
-            f"{_USER_DEFINITIONS}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
-        ) from err
-    if not isinstance(definitions, dict):
-        raise ProjectError(f"{_USER_DEFINITIONS} must be a JSON object of schemas by name")
-    return definitions
-
-
 @contextmanager
 def _imported_input_output(project_dir: Path) -> Iterator[ModuleType]:
     """Import input_output.py by path, with the project's `algorithm` package importable.
@@ -108,10 +90,10 @@ def _imported_input_output(project_dir: Path) -> Iterator[ModuleType]:
     dropped (another project's `algorithm` must not be mistaken for this one's) and any
     `algorithm` modules hidden during the import are put back.
     """
-    path = project_dir / _INPUT_OUTPUT
+    path = project_dir / INPUT_OUTPUT
     if not path.is_file():
         raise ProjectError(
-            f"{project_dir}: {_INPUT_OUTPUT} not found; schemagen reads the Input and Output "
+            f"{project_dir}: {INPUT_OUTPUT} not found; schemagen reads the Input and Output "
             "dataclasses from it"
         )
     hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if _in_package(name)}
@@ -136,14 +118,14 @@ def _exec_module(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as err:
         raise ProjectError(
-            f"{_INPUT_OUTPUT} could not be imported: {type(err).__name__}: {err}"
+            f"{INPUT_OUTPUT} could not be imported: {type(err).__name__}: {err}"
         ) from err
     return module
 
 
 def _in_package(module_name: str) -> bool:
     """Whether a module name belongs to the project's `algorithm` package."""
-    return module_name == _PACKAGE or module_name.startswith(_PACKAGE + ".")
+    return module_name == PACKAGE or module_name.startswith(PACKAGE + ".")
 
 
 def _loaded_from(module: ModuleType, project_dir: Path) -> bool:
@@ -157,7 +139,7 @@ def _class_schema(module: ModuleType, class_name: str, user_definitions: dict | 
     fields = dataclasses.fields(_dataclass(module, class_name))
     schema = {}
     for f in fields:
-        where = f"{_INPUT_OUTPUT}: field '{f.name}' of {class_name}"
+        where = f"{INPUT_OUTPUT}: field '{f.name}' of {class_name}"
         if f.name == "required":
             raise ProjectError(f"{where} clashes with the schema's own 'required' list; rename it")
         schema[f.name] = _property(f, module, user_definitions, where)
@@ -170,12 +152,12 @@ def _dataclass(module: ModuleType, class_name: str) -> type:
     cls = getattr(module, class_name, None)
     if cls is None:
         raise ProjectError(
-            f"{_INPUT_OUTPUT} defines no {class_name}; schemagen needs the Input and Output "
+            f"{INPUT_OUTPUT} defines no {class_name}; schemagen needs the Input and Output "
             "dataclasses that Process.process takes and returns"
         )
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise ProjectError(
-            f"{_INPUT_OUTPUT}: {class_name} is not a dataclass; decorate it with @dataclass"
+            f"{INPUT_OUTPUT}: {class_name} is not a dataclass; decorate it with @dataclass"
         )
     return cls
 
@@ -255,12 +237,12 @@ def _user_definition(name: str, user_definitions: dict | None, where: str) -> di
     """
     if user_definitions is None:
         raise ProjectError(
-            f"{where} uses user definition '{name}', but the project has no {_USER_DEFINITIONS}"
+            f"{where} uses user definition '{name}', but the project has no {USER_DEFINITIONS}"
         )
     if name not in user_definitions:
         known = ", ".join(user_definitions) or "none"
         raise ProjectError(
-            f"{where} uses user definition '{name}', which {_USER_DEFINITIONS} does not define "
+            f"{where} uses user definition '{name}', which {USER_DEFINITIONS} does not define "
             f"(it defines: {known})"
         )
     return copy.deepcopy(user_definitions[name])

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pesto_pack.errors import ProjectError
+from pesto_pack.project import PACKAGE
 
-PACKAGE = "algorithm"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pesto_pack import project as project_model
-from pesto_pack.build import build, context, wheels
+from pesto_pack.build import build, cache, context, wheels
+from pesto_pack.build.cache import cache_folder
 from pesto_pack.errors import ProjectError
 
 SAMPLE = Path(__file__).parent / "projects" / "resourceful"
@@ -74,7 +75,7 @@ def cache_base(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def runtime_wheel(cache_base: Path) -> Path:
-    return wheels.runtime_wheel(context.cache_folder(cache_base / "n" / "v"))
+    return wheels.runtime_wheel(cache_folder(cache_base / "n" / "v"))
 
 
 def prepare(root: Path, cache_base: Path, runtime_wheel: Path, profiles=()) -> context.Contexts:
@@ -141,6 +142,59 @@ def test_dependencies_tag_changes_with_dependencies_not_with_code(sample, cache_
 @pytest.mark.slow
 def test_wheels_are_resolved_once_per_requirements(sample, cache_base, runtime_wheel):
     prepare(sample, cache_base, runtime_wheel)
-    folders = set((context.cache_folder(cache_base / "n" / "v") / "wheels").iterdir())
+    folders = set((cache_folder(cache_base / "n" / "v") / "wheels").iterdir())
     prepare(sample, cache_base, runtime_wheel)
-    assert set((context.cache_folder(cache_base / "n" / "v") / "wheels").iterdir()) == folders
+    assert set((cache_folder(cache_base / "n" / "v") / "wheels").iterdir()) == folders
+
+
+def planned_inputs(wheel_files=("wheels/runtime-deps/bottle-0.13-py3-none-any.whl",)) -> context.Inputs:
+    """Inputs naming folders that do not exist: planning must not look at the disk."""
+    return context.Inputs(
+        wheel_folders={"wheels/runtime-deps": Path("/nowhere/wheels")},
+        wheel_files=tuple(wheel_files),
+        resources={"resources/0-model": (Path("/nowhere/model"), "/opt/model/", "ab" * 32)},
+        runtime=Path("/nowhere/runtime"),
+    )
+
+
+def test_a_plan_is_made_without_the_disk_and_its_tag_follows_what_the_image_holds(sample):
+    project = project_model.load(sample)
+    plan = context.plan(project, "svc:1", "pesto-base:bookworm", planned_inputs())
+    assert plan.dependencies_tag.startswith("svc-deps:")
+    assert plan.dependencies_links == {
+        "wheels/runtime-deps": Path("/nowhere/wheels"), "resources/0-model": Path("/nowhere/model"),
+    }
+    assert plan.service_links == {"runtime": Path("/nowhere/runtime")}
+    assert f'"org.pesto.dependencies"="{plan.dependencies_tag}"' in plan.service_dockerfile
+    assert "COPY resources/0-model/ /opt/model/" in plan.dependencies_dockerfile
+    same = context.plan(project, "svc:1", "pesto-base:bookworm", planned_inputs())
+    other_wheel = context.plan(project, "svc:1", "pesto-base:bookworm", planned_inputs(
+        ["wheels/runtime-deps/bottle-0.14-py3-none-any.whl"]
+    ))
+    other_base = context.plan(project, "svc:1", "other-base:1", planned_inputs())
+    assert same.dependencies_tag == plan.dependencies_tag
+    assert len({plan.dependencies_tag, other_wheel.dependencies_tag, other_base.dependencies_tag}) == 3
+
+
+def test_a_cached_folder_is_made_once_and_a_concurrent_winner_is_kept(tmp_path):
+    made = []
+
+    def make(staging: Path) -> None:
+        made.append(staging)
+        (staging / "file").write_text("first")
+
+    folder = cache.cached_folder(tmp_path, "key", make)
+    assert (folder / "file").read_text() == "first"
+    assert cache.cached_folder(tmp_path, "key", make) == folder and len(made) == 1
+
+    def lose_the_race(staging: Path) -> None:
+        (staging / "file").write_text("second")
+        shutil.copytree(staging, tmp_path / "raced")  # another build renames its copy first
+
+    assert (cache.cached_folder(tmp_path, "raced", lose_the_race) / "file").read_text() == "second"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".making-")] == []
+
+
+def test_a_digest_keeps_part_boundaries():
+    assert cache.digest(["ab", "c"]) != cache.digest(["a", "bc"])
+    assert cache.digest([b"ab"]) == cache.digest(["ab"])

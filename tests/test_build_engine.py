@@ -15,7 +15,8 @@ import pytest
 from build_support import http, running
 from docker.errors import ImageNotFound, NotFound
 
-from pesto_pack.build import BuildError, build, context, engine_images, wheels
+from pesto_pack.build.cache import cache_folder
+from pesto_pack.build import BuildError, build, context, labels, wheels
 from pesto_pack.build.engine_build import CACHED, STEP
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -33,7 +34,7 @@ def workspace_base(tmp_path_factory) -> Path:
 def runtime_wheel(workspace_base: Path) -> Path:
     """One runtime wheel for the module, so that edits to the toolkit made meanwhile (by
     whoever works in this checkout) cannot change what a rebuild finds in the cache."""
-    return wheels.runtime_wheel(context.cache_folder(workspace_base / "n" / "v"))
+    return wheels.runtime_wheel(cache_folder(workspace_base / "n" / "v"))
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +82,8 @@ def test_default_profile_image_answers_over_http(engine, builder):
     result, lines = builder()
     assert result.tag == f"{NAME}:1.0.0" and result.dependencies_built
     image = engine.images.get(result.tag)
-    assert image.labels[engine_images.NAME] == NAME and image.labels[engine_images.PROFILES] == ""
-    assert image.labels[engine_images.DEPENDENCIES] == result.dependencies_tag
+    assert image.labels[labels.NAME] == NAME and image.labels[labels.PROFILES] == ""
+    assert image.labels[labels.DEPENDENCIES] == result.dependencies_tag
     assert image.attrs["Config"]["User"] == "pesto"
     assert "8080/tcp" in image.attrs["Config"]["ExposedPorts"]
     assert image.attrs["Config"]["Cmd"] == ["python", "-m", "pesto_serve"]
@@ -106,7 +107,7 @@ def test_gpu_profile_builds_with_an_overridden_base_image(engine, builder):
     result, lines = builder(["gpu"])
     assert result.tag == f"{NAME}:1.0.0-gpu"
     image = engine.images.get(result.tag)
-    assert image.labels[engine_images.GPUS] == "true" and image.labels[engine_images.PROFILES] == "gpu"
+    assert image.labels[labels.GPUS] == "true" and image.labels[labels.PROFILES] == "gpu"
     assert "NVIDIA_VISIBLE_DEVICES=all" in image.attrs["Config"]["Env"]
     assert f"dependencies: {result.dependencies_tag} is up to date" in lines, (
         "the gpu profile changes no dependency, so the default profile's image serves"

@@ -127,10 +127,10 @@ class EngineThatLosesALayerOnce:
 
 
 def test_a_layer_lost_to_another_client_is_built_again(tmp_path):
-    from pesto_pack.build.engine_build import run_build
+    from pesto_pack.build.engine_build import BuildStep, run_build
 
     engine = EngineThatLosesALayerOnce()
     lines: list[str] = []
-    assert run_build(engine, tmp_path, "svc:1", "service", lines.append, tmp_path / "build.log") == "sha256:0123"
+    assert run_build(engine, BuildStep("service", tmp_path, "svc:1", lines.append, tmp_path / "build.log")) == "sha256:0123"
     assert engine.builds == 2
     assert "service: the engine lost a cached layer (another client removed images meanwhile); building again" in lines

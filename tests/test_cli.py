@@ -11,6 +11,7 @@ import pytest
 
 from build_support import remove_with_its_dependencies
 
+from pesto_pack.build.cache import cache_folder
 from pesto_pack.build import context, wheels
 from pesto_pack.cli import main
 
@@ -91,7 +92,7 @@ def test_build_prints_the_tag_last_and_list_shows_the_image(tmp_path, engine, ba
     build_file.write_text(json.dumps({
         **json.loads(build_file.read_text()), "name": name, "workspace": str(tmp_path / "ws"),
     }))
-    wheel = wheels.runtime_wheel(context.cache_folder(tmp_path / "ws" / "n" / "v"))
+    wheel = wheels.runtime_wheel(cache_folder(tmp_path / "ws" / "n" / "v"))
     tag = f"{name}:1.0.0-stateful"
     try:
         assert main([

@@ -28,7 +28,7 @@ from docker.errors import APIError
 from pesto_pack import project
 from pesto_pack.build import BuiltImage
 from pesto_pack.build import build as pesto_build
-from pesto_pack.build.engine_images import GPUS
+from pesto_pack.build.labels import GPUS
 from pesto_pack.plugins import default_registry
 from pesto_pack.types.base import Tolerance
 from pesto_pack import containers

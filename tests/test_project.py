@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from pesto_pack import project
+from pesto_pack.build.labels import image_labels
 from pesto_pack.errors import ProjectError
 from pesto_pack.profiles import JOBS_DIR
 
@@ -102,7 +103,9 @@ def test_profile_plugins_change_the_build_settings_after_the_files(root):
     assert settings.environments["NVIDIA_VISIBLE_DEVICES"] == "all"
     assert settings.environments["PESTO_JOBS_DIR"] == JOBS_DIR
     assert settings.volumes == (JOBS_DIR,)
-    assert settings.labels["org.pesto.profiles"] == "gpu stateful"
+    labels = image_labels(project.load(root, ["gpu", "stateful"]), "svc-deps:0123")
+    assert labels["org.pesto.profiles"] == "gpu stateful" and labels["org.pesto.gpus"] == "true"
+    assert labels["org.pesto.dependencies"] == "svc-deps:0123"
     assert not project.load(root).build.gpus
 
 

@@ -16,7 +16,7 @@ import docker
 
 from pesto_pack import project as project_model
 from pesto_pack.build import context, engine_images
-from pesto_pack.build.engine_build import BuildError, run_build
+from pesto_pack.build.engine_build import BuildError, BuildStep, run_build
 from pesto_pack.engine import connect
 from pesto_pack.errors import ProjectError
 from pesto_pack.references import IMAGE_NAME, IMAGE_REFERENCE, IMAGE_TAG
@@ -61,34 +61,23 @@ def build(
     base = base_image or os.environ.get(BASE_IMAGE_VARIABLE) or project.build.base_image
     workspace = workspace or project.workspace
     log(f"preparing {tag} from {project.root} (base image {base}) in {workspace}")
-    contexts = context.prepare(
-        project, tag, base, workspace, runtime_wheel, labels=_labels(project),
-    )
+    contexts = context.prepare(project, tag, base, workspace, runtime_wheel)
     contexts.log_file.write_text("")
     client = client or connect()
 
     dependencies_built = no_cache or engine_images.image_id(client, contexts.dependencies_tag) is None
     if dependencies_built:
-        run_build(client, contexts.dependencies, contexts.dependencies_tag, "dependencies",
-                  log, contexts.log_file, no_cache)
+        run_build(client, BuildStep(
+            "dependencies", contexts.dependencies, contexts.dependencies_tag, log, contexts.log_file, no_cache,
+        ))
     else:
         log(f"dependencies: {contexts.dependencies_tag} is up to date")
     replaced = engine_images.image_id(client, tag)
-    image_id = run_build(client, contexts.service, tag, "service", log, contexts.log_file, no_cache)
+    image_id = run_build(client, BuildStep("service", contexts.service, tag, log, contexts.log_file, no_cache))
     if replaced:
         engine_images.remove_replaced(client, replaced, image_id, log)
     log(f"built {tag} in {time.monotonic() - started:.1f} s; Dockerfiles and contexts in {contexts.folder}")
     return BuiltImage(tag, image_id, contexts.dependencies_tag, dependencies_built, contexts.folder)
-
-
-def _labels(project: project_model.Project) -> dict[str, str]:
-    return {
-        engine_images.VERSION: project.version,
-        engine_images.GPUS: "true" if project.build.gpus else "false",
-        "org.opencontainers.image.title": project.name,
-        "org.opencontainers.image.version": project.version,
-        "org.opencontainers.image.description": str(project.api.description.get("description", "")),
-    }
 
 
 def _check_tag(tag: str, given: bool) -> None:

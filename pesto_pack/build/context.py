@@ -15,7 +15,6 @@ engine is called. The workspace keeps the result for a person to read and rebuil
 Files come from the cache as hard links, so assembling costs little on every build.
 """
 
-import hashlib
 import os
 import re
 import shutil
@@ -23,15 +22,16 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from pesto_pack.build import dockerfile, engine_images, resources, wheels
+from pesto_pack.build import dockerfile, resources, wheels
+from pesto_pack.build.cache import cache_folder, digest
+from pesto_pack.build.labels import image_labels
 from pesto_pack.errors import ProjectError
-from pesto_pack.project import Project
+from pesto_pack.project import PACKAGE, Project
 
-PACKAGE = "algorithm"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 READABLE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 SEARCHABLE = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
-PLAN_VERSION = "2"
+PLAN_VERSION = "3"
 """Part of the dependencies image's hash: bump it when the layout of that image changes."""
 
 
@@ -47,9 +47,29 @@ class Contexts:
         return self.folder / "build.log"
 
 
-def cache_folder(workspace: Path) -> Path:
-    """The cache shared by the projects of a workspace base (`~/.pesto/.cache`)."""
-    return workspace.parent.parent / ".cache"
+@dataclass(frozen=True)
+class Inputs:
+    """What a build fetched and resolved on the host, keyed by where it goes in a context."""
+
+    wheel_folders: dict[str, Path]
+    """`wheels/runtime-deps` and `wheels/project-deps` (when the project has any) to cache folders."""
+    wheel_files: tuple[str, ...]
+    """`wheels/.../NAME.whl` of every wheel: part of the dependencies image's hash."""
+    resources: dict[str, tuple[Path, str, str]]
+    """`resources/INDEX-NAME` to (unpacked cache folder, folder in the image, sha256)."""
+    runtime: Path
+    """The toolkit's wheel unpacked, which the service image COPYs as its runtime."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Both contexts as data: their Dockerfiles, and which cache folder goes where in each."""
+
+    dependencies_tag: str
+    dependencies_dockerfile: str
+    service_dockerfile: str
+    dependencies_links: dict[str, Path]
+    service_links: dict[str, Path]
 
 
 def prepare(
@@ -58,20 +78,19 @@ def prepare(
     base_image: str,
     workspace: Path,
     runtime_wheel: Path | None = None,
-    labels: dict[str, str] | None = None,
 ) -> Contexts:
     """Fetch, check and assemble everything both builds need; the engine is not involved.
 
     The project's own inputs come first, so that a mistake in them is reported at once.
     """
     _check_package(project)
-    cache = cache_folder(workspace)
+    inputs = gather(project, cache_folder(workspace), runtime_wheel)
+    return write(project, tag, plan(project, tag, base_image, inputs), workspace)
+
+
+def gather(project: Project, cache: Path, runtime_wheel: Path | None = None) -> Inputs:
+    """Fetch the resources and resolve the wheels into the cache (network and pip, no engine)."""
     fetched = [resources.fetch(r, project.root, cache) for r in project.build.resources]
-    unpacked = {
-        f"resources/{index}-{_safe_name(f.resource.name)}": (resources.unpacked(f, cache), f)
-        for index, f in enumerate(fetched)
-        if not f.is_wheel
-    }
     requirements_file = project.root / "requirements.txt"
     project_deps = wheels.wheelhouse(
         cache,
@@ -88,34 +107,70 @@ def prepare(
         for name, folder in (("wheels/runtime-deps", runtime_deps), ("wheels/project-deps", project_deps))
         if folder is not None
     }
-    recipe = dockerfile.DependenciesRecipe(
+    return Inputs(
+        wheel_folders=wheel_folders,
+        wheel_files=tuple(
+            f"{name}/{path.name}" for name, folder in wheel_folders.items() for path in sorted(folder.iterdir())
+        ),
+        resources={
+            f"resources/{index}-{_safe_name(f.resource.name)}": (
+                resources.unpacked(f, cache), f.resource.target.rstrip("/") + "/", f.sha256
+            )
+            for index, f in enumerate(fetched)
+            if not f.is_wheel
+        },
+        runtime=wheels.unpacked_runtime(runtime, cache),
+    )
+
+
+def plan(project: Project, tag: str, base_image: str, inputs: Inputs) -> Plan:
+    """The two Dockerfiles and the dependencies image's tag, from the project and its inputs.
+
+    A pure function: the tag is a hash of everything the dependencies image is made of, so an
+    unchanged one is found by name and its large context is never sent again.
+    """
+    dependencies_dockerfile = dockerfile.dependencies_dockerfile(dockerfile.DependenciesRecipe(
         base_image=base_image,
-        wheel_folders=list(wheel_folders),
-        resources=[(name, f.resource.target.rstrip("/") + "/") for name, (_, f) in unpacked.items()],
+        wheel_folders=list(inputs.wheel_folders),
+        resources=[(name, target) for name, (_, target, _) in inputs.resources.items()],
         volumes=project.build.volumes,
+    ))
+    dependencies_tag = f"{_repository(tag)}-deps:" + digest(
+        [
+            PLAN_VERSION,
+            dependencies_dockerfile,
+            *inputs.wheel_files,
+            *(sha256 for _, _, sha256 in inputs.resources.values()),
+        ],
+        length=16,
     )
-    dependencies_text = dockerfile.dependencies_dockerfile(recipe)
-    dependencies_tag = f"{_repository(tag)}-deps:" + _digest(
-        PLAN_VERSION,
-        dependencies_text,
-        *(f"{name}/{p.name}" for name, folder in wheel_folders.items() for p in sorted(folder.iterdir())),
-        *(f.sha256 for _, f in unpacked.values()),
-    )
-    service_text = dockerfile.service_dockerfile(dockerfile.ServiceRecipe(
+    service_dockerfile = dockerfile.service_dockerfile(dockerfile.ServiceRecipe(
         dependencies_image=dependencies_tag,
         environment=project.build.environments,
-        labels={**project.build.labels, **(labels or {}), engine_images.DEPENDENCIES: dependencies_tag},
+        labels=image_labels(project, dependencies_tag),
     ))
+    return Plan(
+        dependencies_tag=dependencies_tag,
+        dependencies_dockerfile=dependencies_dockerfile,
+        service_dockerfile=service_dockerfile,
+        dependencies_links={
+            **inputs.wheel_folders,
+            **{name: folder for name, (folder, _, _) in inputs.resources.items()},
+        },
+        service_links={dockerfile.RUNTIME_FOLDER: inputs.runtime},
+    )
 
+
+def write(project: Project, tag: str, plan: Plan, workspace: Path) -> Contexts:
+    """Lay both contexts out in the workspace: cache files hard-linked, the project's copied."""
     folder = workspace / ("-".join(project.profiles) or "default")
-    contexts = Contexts(folder, folder / "dependencies", folder / "service", dependencies_tag)
-    _fresh(contexts.dependencies, dependencies_text)
-    for name, source in wheel_folders.items():
+    contexts = Contexts(folder, folder / "dependencies", folder / "service", plan.dependencies_tag)
+    _fresh(contexts.dependencies, plan.dependencies_dockerfile)
+    for name, source in plan.dependencies_links.items():
         _link_tree(source, contexts.dependencies / name)
-    for name, (source, _) in unpacked.items():
-        _link_tree(source, contexts.dependencies / name)
-    _fresh(contexts.service, service_text)
-    _link_tree(wheels.unpacked_runtime(runtime, cache), contexts.service / dockerfile.RUNTIME_FOLDER)
+    _fresh(contexts.service, plan.service_dockerfile)
+    for name, source in plan.service_links.items():
+        _link_tree(source, contexts.service / name)
     project.api.write(contexts.service / "etc" / "pesto")
     shutil.copytree(project.root / PACKAGE, contexts.service / "project" / PACKAGE, ignore=IGNORED)
     make_readable(contexts.folder)
@@ -192,10 +247,3 @@ def _repository(tag: str) -> str:
 
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60] or "resource"
-
-
-def _digest(*parts: str) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode() + b"\0")
-    return digest.hexdigest()[:16]

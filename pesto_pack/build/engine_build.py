@@ -14,6 +14,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -80,46 +81,43 @@ class Progress:
             self.pending = False
 
 
-def run_build(
-    client: docker.DockerClient,
-    context: Path,
-    tag: str,
-    label: str,
-    log: Callable[[str], None],
-    log_file: Path,
-    no_cache: bool = False,
-) -> str:
-    """Build `context` as `tag` and return the image's id; BuildError names the failed step.
+@dataclass(frozen=True)
+class BuildStep:
+    """One image to build: which (`dependencies` or `service`), from where, as what."""
+
+    label: str
+    context: Path
+    tag: str
+    log: Callable[[str], None]
+    log_file: Path
+    no_cache: bool = False
+
+
+def run_build(client: docker.DockerClient, step: BuildStep) -> str:
+    """Build `step.context` as `step.tag` and return the image's id; BuildError names the failed step.
 
     A build that Podman failed because another client removed a layer while this build
     looked its cache up is tried once more: nothing was wrong with the project.
     """
     try:
-        return _build_once(client, context, tag, label, log, log_file, no_cache)
+        return _build_once(client, step)
     except BuildError as error:
         if LOST_CACHE not in str(error):
             raise
-    log(f"{label}: the engine lost a cached layer (another client removed images meanwhile); building again")
-    return _build_once(client, context, tag, label, log, log_file, no_cache)
+    step.log(f"{step.label}: the engine lost a cached layer (another client removed images meanwhile); building again")
+    return _build_once(client, step)
 
 
-def _build_once(
-    client: docker.DockerClient,
-    context: Path,
-    tag: str,
-    label: str,
-    log: Callable[[str], None],
-    log_file: Path,
-    no_cache: bool,
-) -> str:
+def _build_once(client: docker.DockerClient, step: BuildStep) -> str:
+    label, tag, log = step.label, step.tag, step.log
     progress = Progress(label, log)
     image_id = None
-    with log_file.open("a") as record:
-        record.write(f"==== {label}: {tag} from {context}\n")
+    with step.log_file.open("a") as record:
+        record.write(f"==== {label}: {tag} from {step.context}\n")
         try:
             chunks = client.api.build(
-                path=str(context), tag=tag, decode=True, rm=True, forcerm=True,
-                nocache=no_cache, pull=False, timeout=None,
+                path=str(step.context), tag=tag, decode=True, rm=True, forcerm=True,
+                nocache=step.no_cache, pull=False, timeout=None,
             )
             for chunk in _with_pauses(chunks, PATIENCE):
                 if chunk is None:

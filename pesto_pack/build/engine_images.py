@@ -1,8 +1,8 @@
 """PESTO images in the engine: found by their labels, and what a rebuild leaves behind.
 
-Every service image carries `org.pesto.name` (set by the project model) and the labels
-below, so `pesto-pack list` finds them whatever they are tagged, and a rebuild knows which
-dependencies image the image it replaced was built from.
+Every service image carries the labels of `labels.image_labels`, so `pesto-pack list` finds
+them whatever they are tagged, and a rebuild knows which dependencies image the image it
+replaced was built from.
 """
 
 from collections.abc import Callable
@@ -12,12 +12,7 @@ from datetime import datetime, timezone
 import docker
 from docker.errors import APIError, ImageNotFound
 
-NAME = "org.pesto.name"
-VERSION = "org.pesto.version"
-PROFILES = "org.pesto.profiles"
-GPUS = "org.pesto.gpus"
-DEPENDENCIES = "org.pesto.dependencies"
-"""The tag of the dependencies image that a service image was built FROM."""
+from pesto_pack.build.labels import DEPENDENCIES, NAME, PROFILES
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ import hashlib
 import posixpath
 import shutil
 import tarfile
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
+from pesto_pack.build.cache import cached_folder, publish, staging_folder
 from pesto_pack.errors import ProjectError
 from pesto_pack.profiles import Resource
 
@@ -72,20 +72,14 @@ def fetch(resource: Resource, project_root: Path, cache: Path) -> FetchedResourc
 
 def unpacked(fetched: FetchedResource, cache: Path) -> Path:
     """The folder that the build COPYs to the resource's `to`, made once per content."""
-    folder = cache / "resources" / fetched.sha256
-    if folder.is_dir():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=folder.parent))
-    try:
+
+    def unpack(staging: Path) -> None:
         if fetched.is_archive:
             safe_extract(fetched.path, staging, fetched.resource.name)
         else:
             shutil.copyfile(fetched.path, staging / fetched.path.name)
-        _publish(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+
+    return cached_folder(cache / "resources", fetched.sha256, unpack)
 
 
 def safe_extract(archive: Path, target: Path, name: str) -> None:
@@ -150,10 +144,7 @@ def _download(resource: Resource, cache: Path) -> FetchedResource:
         kept = cache / "downloads" / resource.sha256.lower() / basename
         if kept.is_file():
             return _checked(resource, kept, file_sha256(kept))
-    folder = cache / "downloads"
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".downloading-", dir=folder))
-    try:
+    with staging_folder(cache / "downloads") as staging:
         partial = staging / basename
         digest = hashlib.sha256()
         try:
@@ -166,11 +157,9 @@ def _download(resource: Resource, cache: Path) -> FetchedResource:
                 f"resource {resource.name!r}: cannot download {resource.source}: {error}"
             ) from None
         fetched = _checked(resource, partial, digest.hexdigest())
-        kept_folder = folder / fetched.sha256
-        _publish(staging, kept_folder)
+        kept_folder = cache / "downloads" / fetched.sha256
+        publish(staging, kept_folder)
         return FetchedResource(resource, kept_folder / basename, fetched.sha256)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _checked(resource: Resource, path: Path, actual: str) -> FetchedResource:
@@ -182,12 +171,3 @@ def _checked(resource: Resource, path: Path, actual: str) -> FetchedResource:
             "(fix the sha256 or the file)"
         )
     return FetchedResource(resource, path, actual)
-
-
-def _publish(staging: Path, folder: Path) -> None:
-    """Move a finished folder into the cache; a concurrent build that got there first wins."""
-    try:
-        staging.rename(folder)
-    except OSError:
-        if not folder.is_dir():
-            raise

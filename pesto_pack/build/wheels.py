@@ -8,7 +8,6 @@ the hash of what was asked, so a rebuild downloads nothing.
 
 import compileall
 import fnmatch
-import hashlib
 import importlib.metadata
 import platform
 import py_compile
@@ -21,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pesto_pack
+from pesto_pack.build.cache import cached_folder, digest
 from pesto_pack.errors import PestoError, ProjectError
 
 DISTRIBUTION = "pesto-toolkit"
@@ -41,8 +41,8 @@ def runtime_wheel(cache: Path) -> Path:
             f"download {DISTRIBUTION} {version}",
         ))
     sources = _runtime_sources(root)
-    key = _digest(
-        (str(path.relative_to(root)).encode(), path.read_bytes()) for path in sources
+    key = digest(
+        part for path in sources for part in (str(path.relative_to(root)), path.read_bytes())
     )
     return _cached_wheel(cache, key, lambda out: _build_from_sources(root, sources, out))
 
@@ -56,7 +56,7 @@ def unpacked_runtime(wheel: Path, cache: Path) -> Path:
     """
     if not wheel.name.endswith("-none-any.whl"):
         raise PestoError(f"{wheel.name} is not a pure-Python wheel; give the toolkit's own wheel")
-    key = _digest([wheel.read_bytes()])
+    key = digest([wheel.read_bytes()])
 
     def unpack(out: Path) -> None:
         with zipfile.ZipFile(wheel) as archive:
@@ -66,7 +66,7 @@ def unpacked_runtime(wheel: Path, cache: Path) -> Path:
             out, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
         )
 
-    return _cached_folder(cache / "runtime-unpacked", key, unpack)
+    return cached_folder(cache / "runtime-unpacked", key, unpack)
 
 
 def repository_root() -> Path | None:
@@ -112,15 +112,12 @@ def wheelhouse(
     if not requirements and not local_wheels and not _has_requirement(file_text):
         return None
     python = f"{sys.implementation.cache_tag}-{sys.platform}-{platform.machine()}"
-    key = _digest([
-        python.encode(), "\n".join(requirements).encode(), file_text.encode(),
-        *(sha.encode() for sha in sorted(local_wheels.values())),
-    ])
+    key = digest([python, "\n".join(requirements), file_text, *sorted(local_wheels.values())])
     arguments = [*requirements, *map(str, local_wheels)]
     if requirements_file:
         arguments += ["--requirement", str(requirements_file)]
     cwd = requirements_file.parent if requirements_file else None
-    return _cached_folder(cache / "wheels", key, lambda out: _pip(
+    return cached_folder(cache / "wheels", key, lambda out: _pip(
         ["wheel", "--wheel-dir", str(out), *arguments], what, cwd=cwd, error=ProjectError
     ))
 
@@ -130,30 +127,11 @@ def _has_requirement(text: str) -> bool:
 
 
 def _cached_wheel(cache: Path, key: str, make) -> Path:
-    folder = _cached_folder(cache / "runtime", key, make)
+    folder = cached_folder(cache / "runtime", key, make)
     wheels = sorted(folder.glob("*.whl"))
     if len(wheels) != 1:
         raise PestoError(f"{folder} should hold exactly one wheel of the toolkit; delete it and build again")
     return wheels[0]
-
-
-def _cached_folder(parent: Path, key: str, make) -> Path:
-    """`parent/key`, made by `make(staging_folder)` unless a previous build made it."""
-    folder = parent / key
-    if folder.is_dir():
-        return folder
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".making-", dir=parent))
-    try:
-        make(staging)
-        try:
-            staging.rename(folder)
-        except OSError:
-            if not folder.is_dir():  # else a concurrent build made it first: use theirs
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
 
 def _runtime_sources(root: Path) -> list[Path]:
@@ -202,12 +180,3 @@ def _pip(arguments: list[str], what: str, cwd: Path | None = None, error=PestoEr
 def _pyproject(root: Path) -> dict:
     with (root / "pyproject.toml").open("rb") as stream:
         return tomllib.load(stream)
-
-
-def _digest(parts) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        for chunk in part if isinstance(part, tuple) else (part,):
-            digest.update(len(chunk).to_bytes(8, "big"))
-            digest.update(chunk)
-    return digest.hexdigest()[:32]

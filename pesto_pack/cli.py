@@ -111,6 +111,17 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--image", help="image to test (default: the project's NAME:VERSION[-PROFILE...])")
     test.add_argument("--results", type=Path, metavar="PATH", help="where to write results.json")
     test.set_defaults(run=_test)
+
+    push = commands.add_parser(
+        "push", help="push an image to a registry",
+        description="Tag IMAGE as REGISTRY/NAME:TAG and push it through the engine, showing "
+        "its progress. A registry on 127.0.0.0/8 or localhost is reached over plain HTTP with "
+        "no configuration (on Docker and on Podman); credentials come from `docker login` or "
+        "`podman login`. The pushed reference, by digest, is the last line printed.",
+    )
+    push.add_argument("image", metavar="IMAGE", help="a local image, e.g. NAME:VERSION")
+    push.add_argument("--registry", required=True, metavar="HOST[:PORT]", help="the registry, e.g. 127.0.0.1:5000")
+    push.set_defaults(run=_push)
     return parser
 
 
@@ -189,6 +200,15 @@ def _test(args: argparse.Namespace) -> int:
         print(f"{image} is not built yet: building it", file=sys.stderr)
         build(args.project_dir, args.profiles)
     return run_project_tests(args.project_dir, args.profiles, image, args.results)
+
+
+def _push(args: argparse.Namespace) -> int:
+    from pesto_pack.engine import connect
+    from pesto_pack.push import push
+
+    pushed = push(connect(), args.image, args.registry, log=lambda line: print(line, file=sys.stderr))
+    print(pushed.reference)
+    return 0
 
 
 if __name__ == "__main__":

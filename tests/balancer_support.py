@@ -5,6 +5,7 @@ service image run through the engine, each on its own free 127.0.0.1 port. Every
 context manager that stops what it started, also when the body fails.
 """
 
+import contextlib
 import http.client
 import json
 import socket
@@ -141,10 +142,8 @@ class Fleet:
     def remove(self) -> None:
         for replica in self.replicas:
             if replica.container is not None:
-                try:
+                with contextlib.suppress(Exception):  # gone already: the others must still go
                     replica.container.remove(force=True)
-                except Exception:  # noqa: BLE001 - gone already; the others must still go
-                    pass
 
 
 @contextmanager

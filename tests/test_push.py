@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from balancer_support import get, registry, temporary_folder
 from build_support import PESTO_PACK, build
+
 from pesto_pack.errors import PestoError
 from pesto_pack.push import check_registry, is_loopback, pull, target
 
@@ -18,7 +18,7 @@ ECHO = Path(__file__).parent / "projects" / "echo"
 def push_command(image: str, registry_address: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(PESTO_PACK), "push", image, "--registry", registry_address],
-        capture_output=True, text=True, timeout=300,
+        check=False, capture_output=True, text=True, timeout=300,
     )
 
 

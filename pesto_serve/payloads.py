@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import math
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,9 @@ import jsonschema
 from pesto_pack.errors import PayloadError, ProjectError
 from pesto_pack.plugins import Registry
 from pesto_pack.project import ServiceApi
-from pesto_pack.types.base import DecodeSettings, ListType, PayloadType, Result, json_type_name
+from pesto_pack.types.base import (
+    DecodeSettings, ListType, PayloadType, Result, json_default, json_type_name, plain_json, plain_scalar,
+)
 from pesto_serve.errors import AnswerError, ServiceError
 from pesto_serve.schemas import BodyValidator, IoSchema
 
@@ -100,10 +101,8 @@ class Payloads:
                     f"not declare (it declares {', '.join(self.output.properties) or 'nothing'})",
                     name,
                 )
-            if _is_numpy_scalar(value):
-                value = value.item()
             try:
-                encoded[name] = payload_type.encode(value)
+                encoded[name] = payload_type.encode(plain_scalar(value))
             except Exception as failure:
                 message = failure.message if isinstance(failure, PayloadError) else str(failure)
                 raise AnswerError(
@@ -120,12 +119,21 @@ class Payloads:
                 f"at {where}: {message}",
                 field,
             )
+        not_json = _first_problem(encoded, strings=False)
+        if not_json is not None:
+            path = _path_text(not_json[0])
+            raise AnswerError(
+                f"the service's process() returned a value for {path!r} that JSON cannot carry "
+                "(NaN and infinities are not JSON numbers); return a finite number, or None for "
+                "an output not produced",
+                path,
+            )
         return encoded
 
 
     def result_documents(self, encoded: dict[str, Any]) -> dict[str, Result | list[Result]]:
         """An encoded answer as stateful job results: one document per key, or per list item."""
-        plain = json.loads(to_json_bytes(encoded))
+        plain = plain_json(encoded)
         documents: dict[str, Result | list[Result]] = {}
         for name, value in plain.items():
             item_type = self.output_item_types.get(name)
@@ -225,25 +233,9 @@ def to_json_bytes(value: Any) -> bytes:
     return _ENCODER.encode(value).encode()
 
 
-def _is_numpy_scalar(value: Any) -> bool:
-    """Whether `value` is a numpy scalar; numpy is looked up, not imported (a process that never
-    imported it holds no numpy values, and importing it costs a service's start-up ~0.1 s)."""
-    numpy = sys.modules.get("numpy")
-    return numpy is not None and isinstance(value, numpy.generic)
-
-
-def _plain(value: Any) -> Any:
-    """JSON for the numpy values that `json` does not know."""
-    numpy = sys.modules.get("numpy")  # not imported: no numpy value can exist (see above)
-    if numpy is not None:
-        if isinstance(value, numpy.generic):
-            return value.item()
-        if isinstance(value, numpy.ndarray):
-            return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_plain)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default)
+"""`allow_nan=False`: an answer is JSON or an error, never `NaN` (Payloads.encode names the field
+first; this stops what a plugin type's `encode` would let through)."""
 
 
 def _types(schema: IoSchema, registry: Registry) -> dict[str, PayloadType]:

@@ -4,11 +4,18 @@ import base64
 import io
 import json
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from pesto_pack import hookimpl
+from pesto_pack.plugins import Registry, make_plugin_manager
+from pesto_pack.project import ServiceApi
+from pesto_pack.types.base import DecodeSettings, PayloadType
+from pesto_serve.errors import AnswerError
+from pesto_serve.payloads import Payloads, to_json_bytes
 from serve_support import copy_project, error_of, served
 
 
@@ -228,3 +235,66 @@ def test_an_unexpected_error_in_a_route_is_a_json_500_without_details(echo, monk
         error = error_of(echo.get("/api/v1/describe", status=500))
     assert error["message"] == "internal error of the service; its log has the details"
     assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+
+
+class VectorType(PayloadType):
+    """A plugin type whose `encode` hands back numpy values, as a quick plugin might."""
+
+    def decode(self, value, settings):
+        return np.asarray(value, dtype=np.float32)
+
+    def encode(self, value):
+        return {"values": np.asarray(value, dtype=np.float32), "norm": np.float32(2.0)}
+
+
+@pytest.fixture
+def vector_payloads() -> Payloads:
+    @hookimpl
+    def register_payload_types(register):
+        register(VectorType("Vector", definition={"type": "object"}))
+
+    manager = make_plugin_manager(load_entry_points=False)
+    manager.register(SimpleNamespace(register_payload_types=register_payload_types), "vector-plugin")
+    api = ServiceApi(
+        config={}, config_schema={}, description={"title": "vectors"},
+        input_schema={"required": []},
+        output_schema={
+            "vector": {"$ref": "#/definitions/Vector"},
+            "score": {"type": "number"},
+            "required": [],
+        },
+        user_definitions={}, version={},
+    )
+    return Payloads.build(api, Registry.from_plugin_manager(manager), DecodeSettings())
+
+
+def test_numpy_values_that_a_plugin_type_leaves_in_its_encoding_are_plain_json(vector_payloads):
+    encoded = vector_payloads.encode({"vector": [1, 1], "score": np.float64(0.5)})
+    assert json.loads(to_json_bytes(encoded)) == {"vector": {"values": [1.0, 1.0], "norm": 2.0}, "score": 0.5}
+    documents = vector_payloads.result_documents(encoded)
+    assert json.loads(documents["vector"].content) == {"values": [1.0, 1.0], "norm": 2.0}
+    assert json.loads(documents["score"].content) == 0.5
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), np.float32("-inf")])
+def test_an_answer_holding_nan_or_infinity_is_the_services_error_naming_the_field(vector_payloads, value):
+    with pytest.raises(AnswerError) as raised:
+        vector_payloads.encode({"score": value})
+    assert raised.value.status == 500 and raised.value.field == "score"
+    assert "JSON cannot carry" in raised.value.message
+
+
+def test_a_nan_answer_over_http_is_a_json_500_naming_the_field(tmp_path, caplog):
+    project = copy_project("echo", tmp_path)
+    process = project / "algorithm" / "process.py"
+    process.write_text(process.read_text().replace(
+        "return Output(text=input.text, number=input.number)",
+        'return Output(text=input.text, number=float("nan") if input.text == "nan" else input.number)',
+    ))
+    with served(project) as (app, _), caplog.at_level(logging.ERROR):
+        response = app.post_json("/api/v1/process", {"text": "nan", "number": 1}, status=500)
+        error = error_of(response)
+        assert error["field"] == "number" and "NaN and infinities are not JSON numbers" in error["message"]
+        assert b"NaN" not in response.body.replace(b"NaN and", b"")
+        assert any("JSON cannot carry" in record.getMessage() for record in caplog.records)
+        assert app.post_json("/api/v1/process", {"text": "ok", "number": 1}).json == {"text": "ok", "number": 1}

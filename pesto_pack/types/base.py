@@ -6,6 +6,7 @@ One object serves both directions and both sides, so they can never disagree on 
 """
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,11 @@ class PayloadType:
         return compare_json(expected, actual, tolerance)
 
 
+# -- numpy values as JSON: the one place they become plain numbers and lists ---------------
+# numpy is looked up in sys.modules, never imported: a process that never imported it holds no
+# numpy value, and importing it would cost a service's start-up about 0.1 s.
+
+
 def plain_json(value: Any) -> JSON:
     """`value` with numpy scalars and arrays, tuples and mappings made plain JSON values.
 
@@ -113,9 +119,25 @@ def plain_json(value: Any) -> JSON:
         return {str(key): plain_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain_json(item) for item in value]
-    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # numpy, without importing it
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, (numpy.generic, numpy.ndarray)):
         return plain_json(value.tolist())
     return value
+
+
+def plain_scalar(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds; anything else as it is (arrays included,
+    which image types take as they are)."""
+    numpy = sys.modules.get("numpy")
+    return value.item() if numpy is not None and isinstance(value, numpy.generic) else value
+
+
+def json_default(value: Any) -> JSON:
+    """The `default` of a JSON encoder: numpy values that a plugin type's `encode` left in."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, (numpy.generic, numpy.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def json_type_name(value: Any) -> str:

@@ -112,6 +112,19 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--results", type=Path, metavar="PATH", help="where to write results.json")
     test.set_defaults(run=_test)
 
+    run = commands.add_parser(
+        "run", help="answer one request or a folder of them, from an image or a project folder",
+        description="Send one request (-i NAME=VALUE, -i NAME=@FILE, --input-dir DIR) to an "
+        "image's container or to a project folder run on this machine, and print the answer as "
+        "JSON (or write it with -o in a test folder's output/ layout); with --input-dir DIR "
+        "--output-dir DIR, answer every DIR/*/input/ with the model loaded once. Exit 0 done, "
+        "2 bad input, 1 failed. The container is removed whatever happens.",
+    )
+    from pesto_pack.run import add_arguments
+
+    add_arguments(run)
+    run.set_defaults(run=_run)
+
     push = commands.add_parser(
         "push", help="push an image to a registry",
         description="Tag IMAGE as REGISTRY/NAME:TAG and push it through the engine, showing "
@@ -209,6 +222,20 @@ def _push(args: argparse.Namespace) -> int:
     pushed = push(connect(), args.image, args.registry, log=lambda line: print(line, file=sys.stderr))
     print(pushed.reference)
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import signal
+
+    from pesto_pack.run import run
+
+    # SIGTERM unwinds like Ctrl-C, so that the container is removed on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
+    return run(args)
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

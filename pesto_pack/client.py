@@ -194,6 +194,10 @@ def _message_of(content: bytes) -> str:
     except ValueError:
         return _short(content.decode("utf-8", "replace")) or "(empty body)"
     if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):  # the service's own error shape
+            field = f"field '{error['field']}': " if error.get("field") else ""
+            return f"{field}{error['message']}"
         for key in ("message", "error", "detail"):
             if body.get(key):
                 return str(body[key])

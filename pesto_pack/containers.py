@@ -9,10 +9,13 @@ found and removed even if the run is interrupted while the engine is still creat
 import secrets
 import time
 import urllib.request
+from collections.abc import Callable
 
 from pesto_pack.errors import PestoError
 
 SERVICE_PORT = "8080/tcp"
+TEST_LABEL = "org.pesto.test"
+RUN_LABEL = "org.pesto.run"
 LOG_LINES = 30
 CREATE_PATIENCE = 3.0
 """Seconds to look for a container whose creation was interrupted, before giving up."""
@@ -50,25 +53,75 @@ def start(
     start_timeout: float,
     gpus: str | None = None,
     environment: dict[str, str] | None = None,
+    label: str = TEST_LABEL,
 ) -> ServiceContainer:
-    """Run `image` and wait until its service is ready; nothing is left running on failure."""
+    """Run `image` and wait until its service is ready; nothing is left running on failure.
+
+    `label` (set to `true`) says who started it, and its last part names it: the test
+    session's containers are `org.pesto.test` and `pesto-test-...`, `pesto-pack run`'s
+    `org.pesto.run` and `pesto-run-...`."""
     docker = _import_docker()
     try:
-        return _start(docker, _connect(), image, start_timeout, gpus, environment or {})
+        return _start(docker, _connect(), image, start_timeout, gpus, environment or {}, label)
     except docker.errors.DockerException as error:
         explanation = getattr(error, "explanation", None) or error
         raise ContainerError(f"the engine could not run {image}: {explanation}") from None
 
 
-def _start(docker, client, image: str, timeout: float, gpus: str | None, environment: dict):
+def run_to_end(
+    image: str,
+    command: list[str],
+    write: Callable[[bytes], None],
+    label: str,
+    **options,
+) -> int:
+    """Run `command` in a container of `image` to its end, its output handed to `write` as it
+    comes; its exit status. The container is removed whatever happens (Ctrl-C included).
+    `options` go to the SDK's `containers.run` (volumes, user, environment, tty)."""
+    docker = _import_docker()
+    client = _connect()
+    try:
+        _require(docker, client, image)
+        name = _name_for(label)
+        container = None
+        try:
+            container = client.containers.run(
+                image, command, name=name, detach=True, labels={label: "true"}, **options
+            )
+            for chunk in container.logs(stream=True, follow=True):
+                write(chunk)
+            return int(container.wait().get("StatusCode", 1))
+        except BaseException as error:  # KeyboardInterrupt included: never leave it running
+            if container is None:
+                refused = isinstance(error, docker.errors.APIError)
+                container = _find(docker, client, name, patience=0 if refused else CREATE_PATIENCE)
+            raise
+        finally:
+            _remove(container)
+    except docker.errors.DockerException as error:
+        explanation = getattr(error, "explanation", None) or error
+        raise ContainerError(f"the engine could not run {image}: {explanation}") from None
+
+
+def _require(docker, client, image: str) -> None:
     try:
         client.images.get(image)
     except docker.errors.ImageNotFound:
         raise ContainerError(
             f"the image {image} is not in the container engine; build it with "
-            "`pesto-pack build PROJECT_DIR` (its tag is printed last) or fix --pesto-image"
+            "`pesto-pack build PROJECT_DIR` (its tag is printed last) or fix the image's name "
+            "(--pesto-image, or pesto-pack run's IMAGE)"
         ) from None
-    name = f"pesto-test-{secrets.token_hex(6)}"
+
+
+def _name_for(label: str) -> str:
+    """`pesto-test-1a2b...` for `org.pesto.test`: a generated, findable name."""
+    return f"pesto-{label.rsplit('.', 1)[-1]}-{secrets.token_hex(6)}"
+
+
+def _start(docker, client, image: str, timeout: float, gpus: str | None, environment: dict, label: str):
+    _require(docker, client, image)
+    name = _name_for(label)
     container = None
     try:
         container = client.containers.run(
@@ -78,7 +131,7 @@ def _start(docker, client, image: str, timeout: float, gpus: str | None, environ
             ports={SERVICE_PORT: ("127.0.0.1", None)},
             environment=environment,
             device_requests=_device_requests(docker, gpus),
-            labels={"org.pesto.test": "true"},
+            labels={label: "true"},
         )
         url = f"http://127.0.0.1:{_host_port(container, image)}"
         _wait_ready(container, url, image, timeout)

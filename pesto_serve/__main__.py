@@ -1,4 +1,7 @@
-"""`python -m pesto_serve`: the image's command, configured by PESTO_* variables and /etc/pesto."""
+"""`python -m pesto_serve`: the image's command, configured by PESTO_* variables and /etc/pesto.
+
+`python -m pesto_serve run PAYLOAD OUTPUT` answers requests with no server (pesto_serve/run.py).
+"""
 
 import logging
 import sys
@@ -13,6 +16,10 @@ log = logging.getLogger("pesto_serve")
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["run"]:  # `python -m pesto_serve run PAYLOAD OUTPUT`: no server
+        from pesto_serve.run import main_in_image
+
+        return main_in_image(sys.argv[2:])
     try:
         settings = Settings.from_env()
     except PestoError as error:

@@ -23,7 +23,8 @@ log = logging.getLogger("pesto_serve")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="pesto-serve",
-        description="Serve a PESTO project from its folder (PESTO_* variables set the defaults).",
+        description="Serve a PESTO project from its folder (PESTO_* variables set the defaults). "
+        "`pesto-serve run PROJECT_DIR PAYLOAD OUTPUT` answers requests with no server instead.",
     )
     parser.add_argument("project_dir", type=Path, metavar="PROJECT_DIR")
     parser.add_argument(
@@ -41,6 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs-dir", type=Path, help="folder of stateful jobs (PESTO_JOBS_DIR)")
     parser.add_argument("--timeout", type=float, help="seconds to wait for an answer (PESTO_PROCESS_TIMEOUT)")
     parser.add_argument("--log-format", choices=("text", "json"), help="PESTO_LOG_FORMAT")
+    parser.add_argument(
+        "--reload", action="store_true",
+        help="restart when a file of algorithm/ or pesto/api/ changes (needs watchfiles)",
+    )
     return parser.parse_args(argv)
 
 
@@ -68,6 +73,11 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # `pesto-serve run PROJECT_DIR PAYLOAD OUTPUT` (serve ./run for a folder named run)
+        from pesto_serve.run import main_on_host
+
+        return main_on_host(argv[1:])
     args = parse_args(argv)
     try:
         settings = settings_for(args)
@@ -75,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         logs.configure("text")
         return _cannot_start(error)
     logs.configure(settings.log_format)
+    if args.reload:
+        from pesto_serve.reload import supervise
+
+        arguments = sys.argv[1:] if argv is None else argv
+        return supervise(args.project_dir, settings.host, settings.port, arguments)
     try:
         with project_on_host(args.project_dir, args.profiles, settings) as (project, settings):
             mode = "stateful" if project.api.asynchronous else "stateless"

@@ -21,7 +21,7 @@ from pesto_pack.errors import PestoError
 from pesto_pack.plugins import default_registry
 from pesto_pack import containers
 from pesto_pack.client import PestoClient
-from pytest_pesto.payload import read_path
+from pesto_pack.folders import read_path
 
 START_TIMEOUT = 120.0
 SENDS = 3

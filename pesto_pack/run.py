@@ -1,0 +1,179 @@
+"""`pesto-pack run IMAGE_OR_PROJECT_DIR -i NAME=VALUE ...`: an answer without writing a client.
+
+Against a project folder it runs on this machine the way `pesto-serve run` does (in-process,
+no port). Against an image, one request starts a service container (loopback only), sends the
+request with the toolkit's client (which follows a stateful image's job to its results) and
+removes the container; a batch (`--input-dir DIR --output-dir DIR`) runs
+`python -m pesto_serve run` in a container with DIR mounted read-only and the output folder
+written as the caller's user, not the image's. The container is removed whatever happens:
+errors, Ctrl-C, SIGTERM.
+
+Exit status: 0 done, 2 bad input (the service's message names the field), 1 anything else
+(process() failed, the engine refused, ...), as `pesto-serve run`.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from pesto_pack.errors import PayloadError, PestoError
+from pesto_pack.inputs import add_request_arguments
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+INPUT_MOUNT = "/pesto/input"
+OUTPUT_MOUNT = "/pesto/output"
+START_TIMEOUT = 120.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target", metavar="IMAGE_OR_PROJECT_DIR",
+        help="an image (name:tag) or a project folder (run on this machine, no engine)",
+    )
+    add_request_arguments(parser)
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="OUT_DIR",
+        help="write the answer as files in a test folder's output/ layout (image.png, "
+        "mean.float, ...) instead of printing it as JSON",
+    )
+    parser.add_argument(
+        "-p", "--profile", dest="profiles", action="extend", nargs="+", default=[],
+        metavar="PROFILE", help="profiles to apply to a project folder (an image has its own)",
+    )
+    parser.add_argument(
+        "--start-timeout", type=float, default=START_TIMEOUT, metavar="SECONDS",
+        help=f"how long an image may take to be ready (default {START_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, metavar="SECONDS",
+        help="how long one answer may take (default 300)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """The exit status of `pesto-pack run`."""
+    if args.output_dir is not None and args.input_dir is None:
+        raise PestoError("--output-dir needs --input-dir (the folder of inputs to run)")
+    if Path(args.target).is_dir():
+        return on_host(args)
+    if args.profiles:
+        raise PestoError(
+            f"-p applies to a project folder; the image {args.target} was built with its profiles"
+        )
+    if args.output_dir is not None:
+        return batch_in_container(args)
+    return one_request_in_container(args)
+
+
+def on_host(args: argparse.Namespace) -> int:
+    """As `pesto-serve run PROJECT_DIR`: the same runner, in this process."""
+    from pesto_serve.run import RunOptions, main_on_host_with
+
+    output = "-" if args.output is None else f"{args.output}{os.sep}"
+    options = RunOptions(
+        output=output, inputs=args.inputs, input_dir=args.input_dir, output_dir=args.output_dir,
+        each=args.each, force=args.force, progress=args.progress,
+    )
+    return main_on_host_with(Path(args.target), args.profiles, options)
+
+
+def one_request_in_container(args: argparse.Namespace) -> int:
+    from pesto_pack import containers
+    from pesto_pack.client import JobFailed, PestoClient, RequestFailed
+    from pesto_pack.folders import read_folder
+    from pesto_pack.inputs import parse_inputs
+    from pesto_pack.plugins import default_registry
+
+    if args.each:
+        raise PestoError("--each needs --input-dir and --output-dir")
+    if args.input_dir is None and not args.inputs:
+        raise PestoError("nothing to run: give -i NAME=VALUE or --input-dir DIR")
+    registry = default_registry()
+    request = {}
+    if args.input_dir is not None:
+        folder = args.input_dir / "input" if (args.input_dir / "input").is_dir() else args.input_dir
+        request = read_folder(folder, registry)
+    service = containers.start(args.target, args.start_timeout, label=containers.RUN_LABEL)
+    try:
+        client = PestoClient(service.url, timeout=args.timeout, registry=registry)
+        describe = client.describe()
+        try:
+            request.update(parse_inputs(args.inputs, describe["input"]["properties"], registry))
+        except PayloadError as error:
+            return _refused(f"bad input: {error}")
+        try:
+            answer = client.process(request)
+        except JobFailed as error:
+            return _failed(str(error))
+        except RequestFailed as error:
+            if error.status is not None and 400 <= error.status < 500:
+                return _refused(f"bad input: {error}")
+            raise
+        write_answer(answer, args.output, describe["output"]["properties"], registry)
+        return 0
+    finally:
+        service.remove()
+
+
+def write_answer(answer: dict, folder: Path | None, properties: dict, registry) -> None:
+    """Print the answer as JSON, or write it in `folder` in a test folder's output/ layout."""
+    if folder is None:
+        print(json.dumps(answer, ensure_ascii=False))
+        return
+    from pesto_pack.folders import write_answer as write_files
+
+    types = {key: registry.type_for_property(properties.get(key, {})) for key in answer}
+    for written in write_files(folder, answer, types):
+        print(f"wrote {written}", file=sys.stderr)
+
+
+def batch_in_container(args: argparse.Namespace) -> int:
+    """`python -m pesto_serve run --input-dir --output-dir` in the image, folders mounted."""
+    from pesto_pack import containers
+
+    inputs = [option for option in args.inputs if "=@" in option]
+    if inputs:
+        raise PestoError(
+            f"-i {inputs[0]}: a file given with @ is not in the container; put it in each "
+            "item's input/ folder, or give the value itself"
+        )
+    if not args.input_dir.is_dir():
+        raise PestoError(f"--input-dir {args.input_dir} is not a folder")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    tty = sys.stderr.isatty()
+    command = [
+        "python", "-m", "pesto_serve", "run", "--input-dir", INPUT_MOUNT,
+        "--output-dir", OUTPUT_MOUNT, "--progress", args.progress,
+        *(["--each", args.each] if args.each else []), *(["--force"] if args.force else []),
+        *(part for option in args.inputs for part in ("-i", option)),
+    ]
+    volumes = {
+        str(args.input_dir.resolve()): {"bind": INPUT_MOUNT, "mode": "ro"},
+        str(args.output_dir.resolve()): {"bind": OUTPUT_MOUNT, "mode": "rw"},
+    }
+    return containers.run_to_end(
+        args.target, command, _to_stderr, containers.RUN_LABEL,
+        volumes=volumes,
+        # The answers belong to whoever ran the command, not to the image's user (uid 10001).
+        user=f"{os.getuid()}:{os.getgid()}",
+        environment={"HOME": "/tmp"},  # that user has no home in the image
+        tty=tty,
+    )
+
+
+def _to_stderr(chunk: bytes) -> None:
+    sys.stderr.buffer.write(chunk)
+    sys.stderr.buffer.flush()
+
+
+def _refused(message: str) -> int:
+    print(f"pesto-pack run: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _failed(message: str) -> int:
+    print(f"pesto-pack run: error: {message}", file=sys.stderr)
+    return EXIT_FAILED

@@ -16,6 +16,7 @@ from pesto_serve.access import Observed
 from pesto_serve.describe import with_links
 from pesto_serve.errors import ServiceError, error_json
 from pesto_serve.jobs import DONE, Job, StoredResult
+from pesto_serve.page import mount_page
 from pesto_serve.payloads import parse_json, to_json_bytes
 from pesto_serve.service import Service
 
@@ -79,6 +80,7 @@ def make_app(service: Service) -> Observed:
 
     if service.jobs is not None:
         _job_routes(app, service)
+    mount_page(app, service.payloads, service.settings.page)
     return Observed(app, service.metrics)
 
 

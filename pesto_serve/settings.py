@@ -35,6 +35,8 @@ class Settings:
     log_format: str = "text"
     grace_period: float = 10.0
     """Seconds that running requests get to finish after SIGTERM."""
+    page: bool = True
+    """Whether `GET /` answers the try-it page (PESTO_PAGE=0 turns it off)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -57,6 +59,7 @@ class Settings:
             process_timeout=env.seconds("PESTO_PROCESS_TIMEOUT", defaults.process_timeout),
             log_format=env.choice("PESTO_LOG_FORMAT", defaults.log_format, ("text", "json")),
             grace_period=env.seconds("PESTO_GRACE_PERIOD", defaults.grace_period),
+            page=env.choice("PESTO_PAGE", "1", _SWITCH) in _SWITCH[:4],
         )
 
     @property
@@ -77,6 +80,10 @@ class Settings:
                 "writable folder"
             ) from None
         return folder
+
+
+_SWITCH = ("1", "true", "yes", "on", "0", "false", "no", "off")
+"""The values of an on/off setting: the first four turn it on."""
 
 
 class _Env:

@@ -135,6 +135,24 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("image", metavar="IMAGE", help="a local image, e.g. NAME:VERSION")
     push.add_argument("--registry", required=True, metavar="HOST[:PORT]", help="the registry, e.g. 127.0.0.1:5000")
     push.set_defaults(run=_push)
+
+    deploy = commands.add_parser(
+        "deploy", help="write Kubernetes objects for the project's image",
+        description="Write a folder that `kubectl apply -k DIR` takes: a Deployment (probes, "
+        "graceful shutdown, resources from pesto/api/description.json, non-root and read-only), "
+        "a Service, a PodDisruptionBudget and an autoscaler (CPU, or KEDA on the jobs queue of a "
+        "Redis-backed stateful service). docs/deploy.md explains each object.",
+    )
+    _project_argument(deploy)
+    _profiles_argument(deploy)
+    deploy.add_argument("--image", required=True, metavar="REF", help="the pushed image (`pesto-pack push` prints it)")
+    deploy.add_argument("--replicas", type=int, default=2, metavar="N", help="replicas (default 2), the autoscaler's minimum")
+    deploy.add_argument("--max-replicas", type=int, metavar="N", help="the autoscaler's maximum (default 4 x --replicas)")
+    deploy.add_argument("--jobs-url", metavar="URL", help="redis://HOST:PORT/DB shared by a stateful service's replicas (no password: it comes from a Secret)")
+    deploy.add_argument("--startup-seconds", type=int, default=300, metavar="S", help="time a replica may take to load its model (default 300)")
+    deploy.add_argument("--autoscaler", choices=("auto", "cpu", "keda", "none"), default="auto", help="auto: CPU when stateless, KEDA on the jobs queue with --jobs-url")
+    deploy.add_argument("-o", "--output", type=Path, default=Path("deploy"), metavar="DIR", help="the folder to write (default ./deploy)")
+    deploy.set_defaults(run=_deploy)
     return parser
 
 
@@ -236,6 +254,21 @@ def _run(args: argparse.Namespace) -> int:
 
 def _interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from pesto_pack import deploy, project
+
+    options = deploy.DeployOptions(
+        image=args.image, replicas=args.replicas, max_replicas=args.max_replicas,
+        jobs_url=args.jobs_url, startup_seconds=args.startup_seconds, autoscaler=args.autoscaler,
+    )
+    files = deploy.manifests(deploy.plan(project.load(args.project_dir, args.profiles), options))
+    for path in deploy.write(args.output, files):
+        print(f"wrote {path}", file=sys.stderr)
+    print(f"next: kubectl apply -k {args.output}", file=sys.stderr)
+    print(args.output)
+    return 0
 
 
 if __name__ == "__main__":

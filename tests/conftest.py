@@ -1,6 +1,10 @@
 """Fixtures shared by the toolkit's own tests."""
 
+import http.server
 import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +36,54 @@ def base_image(engine) -> str:
     except ImageNotFound:
         pytest.fail(f"base image {BASE_IMAGE} is missing; run `scripts/setup-engine`", pytrace=False)
     return BASE_IMAGE
+
+
+@dataclass
+class FileServer:
+    """A loopback HTTP server of one folder: what a URL in a request or a resource points to."""
+
+    folder: Path
+    url: str
+    requests: list[str] = field(default_factory=list)
+    """The paths asked for, in order."""
+    redirects: dict[str, str] = field(default_factory=dict)
+    """Path prefix to the `Location` of a 302 answered instead of the file."""
+
+
+@pytest.fixture
+def file_server(tmp_path: Path):
+    """A `FileServer` on 127.0.0.1 serving `tmp_path / "served"`, stopped after the test."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    server_state = FileServer(folder, "")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def do_GET(self):
+            server_state.requests.append(self.path)
+            for prefix, location in server_state.redirects.items():
+                if self.path.startswith(prefix):
+                    self.send_response(302)
+                    self.send_header("Location", location)
+                    self.end_headers()
+                    return
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_state.url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server_state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def pytest_sessionfinish(session) -> None:

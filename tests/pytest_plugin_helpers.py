@@ -1,39 +1,20 @@
-"""Helpers of the pytest plugin's tests: test folders on disk, and real services to test.
+"""Helpers of the pytest plugin's tests: test folders on disk, in every file type.
 
-`served(project)` runs `pesto-serve PROJECT --port P` in a subprocess on a free loopback port,
-as a person does for the quick local loop, and stops it afterwards.
+The services they test run through `subprocess_support.pesto_serve_url` (a real `pesto-serve`).
 """
 
-import contextlib
 import io
 import json
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import tifffile
 from PIL import Image
 
+from images_support import RGB_CHANNELS_LAST as RGB
+from images_support import png_bytes
+
 PROJECTS = Path(__file__).parent / "projects"
-PESTO_SERVE = Path(sys.executable).with_name("pesto-serve")
-
-
-def png_bytes(pixels) -> bytes:
-    """A PNG file of `pixels` (H, W) or (H, W, C), uint8."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 POLYGON = {"type": "Polygon", "coordinates": [[[0, 0], [0, 2], [2, 2], [0, 0]]]}
-RGB = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
 
 
 def every_file_type() -> dict:
@@ -78,45 +59,3 @@ def make_folder(root: Path, name: str, inputs: dict | None, outputs: dict | None
     return folder
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def served(project: Path, *profiles: str, timeout: float = 60.0) -> Iterator[str]:
-    """The base URL of `pesto-serve project -p profiles`, ready; stopped on exit."""
-    port = free_port()
-    command = [str(PESTO_SERVE), str(project), "--port", str(port)]
-    if profiles:
-        command += ["-p", *profiles]
-    with tempfile.TemporaryFile() as log:  # a pipe nobody reads would block the service
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_ready(process, url, log, timeout)
-            yield url
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_ready(process: subprocess.Popen, url: str, log, timeout: float) -> None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"pesto-serve exited with {process.returncode}: {log.read().decode()}")
-        try:
-            with opener.open(f"{url}/api/v1/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"pesto-serve at {url} was not ready within {timeout} s")

@@ -16,7 +16,7 @@ from build_support import http, running
 from docker.errors import ImageNotFound, NotFound
 
 from pesto_pack.build.cache import cache_folder
-from pesto_pack.build import BuildError, build, context, labels, wheels
+from pesto_pack.build import BuildError, build, labels, wheels
 from pesto_pack.build.engine_build import CACHED, STEP
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]

@@ -1,40 +1,14 @@
 """Resources of requirements.json: fetched, checked by sha256, and unpacked only when safe."""
 
-import hashlib
-import http.server
-import io
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
 
+from archive_support import entry, make_archive, sha256
 from pesto_pack.build import resources
 from pesto_pack.errors import ProjectError
 from pesto_pack.profiles import Resource
-
-
-def make_archive(path: Path, members: list[tarfile.TarInfo], data: dict[str, bytes] | None = None) -> Path:
-    data = data or {}
-    with tarfile.open(path, "w:gz") as tar:
-        for member in members:
-            content = data.get(member.name)
-            if content is not None:
-                member.size = len(content)
-            tar.addfile(member, io.BytesIO(content) if content is not None else None)
-    return path
-
-
-def entry(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = linkname
-    info.mode = 0o644
-    return info
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -140,37 +114,8 @@ def test_wheel_needs_no_target(tmp_path, cache):
     assert fetched.is_wheel
 
 
-@pytest.fixture
-def loopback_server(tmp_path):
-    """An HTTP server on 127.0.0.1 serving `tmp_path / "served"`, counting its requests."""
-    served = tmp_path / "served"
-    served.mkdir()
-    requests = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(served), **kwargs)
-
-        def do_GET(self):
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield served, f"http://127.0.0.1:{server.server_address[1]}", requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def test_download_with_sha256_is_kept_and_not_fetched_again(tmp_path, cache, loopback_server):
-    served, url, requests = loopback_server
+def test_download_with_sha256_is_kept_and_not_fetched_again(tmp_path, cache, file_server):
+    served, url, requests = file_server.folder, file_server.url, file_server.requests
     archive = make_archive(served / "model.tar.gz", [entry("m.bin")], {"m.bin": b"model"})
     resource = Resource("model", f"{url}/model.tar.gz", "/opt/model", sha256=sha256(archive))
     first = resources.fetch(resource, tmp_path, cache)
@@ -180,16 +125,15 @@ def test_download_with_sha256_is_kept_and_not_fetched_again(tmp_path, cache, loo
     assert (resources.unpacked(first, cache) / "m.bin").read_bytes() == b"model"
 
 
-def test_download_that_does_not_match_its_sha256_is_refused_and_not_kept(tmp_path, cache, loopback_server):
-    served, url, _ = loopback_server
-    (served / "model.bin").write_bytes(b"tampered")
-    resource = Resource("model", f"{url}/model.bin", "/opt/model", sha256="1" * 64)
+def test_download_that_does_not_match_its_sha256_is_refused_and_not_kept(tmp_path, cache, file_server):
+    (file_server.folder / "model.bin").write_bytes(b"tampered")
+    resource = Resource("model", f"{file_server.url}/model.bin", "/opt/model", sha256="1" * 64)
     with pytest.raises(ProjectError, match="resource 'model': sha256 mismatch"):
         resources.fetch(resource, tmp_path, cache)
     assert not any((cache / "downloads").iterdir())
 
 
-def test_failed_download_names_the_url(tmp_path, cache, loopback_server):
-    _, url, _ = loopback_server
+def test_failed_download_names_the_url(tmp_path, cache, file_server):
+    url = file_server.url
     with pytest.raises(ProjectError, match=f"cannot download {url}/absent.tar.gz"):
         resources.fetch(Resource("absent", f"{url}/absent.tar.gz", "/opt/a"), tmp_path, cache)

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 
-from test_serve_server import Server, pesto_serve, running
+from subprocess_support import Server, pesto_serve, running
 
 WAIT = 15.0
 

@@ -15,7 +15,7 @@ import pytest
 
 from pesto_pack.cli import main
 from pytest_plugin_helpers import PROJECTS
-from test_build_resources import entry, make_archive, sha256
+from archive_support import entry, make_archive, sha256
 
 
 def project_with_archive(tmp_path: Path, members: list, data: dict, digest: str | None = "actual") -> Path:

@@ -14,29 +14,22 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from pytest_plugin_helpers import (
-    PESTO_SERVE,
-    PROJECTS,
-    RGB,
-    every_file_type,
-    free_port,
-    make_folder,
-    png_bytes,
-    same,
-    served,
-)
+from images_support import RGB_CHANNELS_LAST as RGB
+from images_support import png_bytes
+from pytest_plugin_helpers import PROJECTS, every_file_type, make_folder, same
+from subprocess_support import PESTO_SERVE, free_port, pesto_serve_url
 
 pytest_plugins = ["pytester"]
 
 @pytest.fixture(scope="module")
 def mirror():
-    with served(PROJECTS / "mirror") as url:
+    with pesto_serve_url(PROJECTS / "mirror") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def mirror_stateful():
-    with served(PROJECTS / "mirror", "stateful") as url:
+    with pesto_serve_url(PROJECTS / "mirror", "stateful") as url:
         yield url
 
 
@@ -107,8 +100,8 @@ def test_an_image_difference_reports_shape_dtype_and_largest_pixel_difference(py
     result.stdout.fnmatch_lines(
         [
             "*image: largest pixel difference 5 (band 0, row 1, column 2) is over the tolerance 0:"
-            " expected (3, 4, 4) uint8, got (3, 4, 4) uint8",
-            "*image: image shapes differ: expected (3, 2, 4) uint8, got (3, 4, 4) uint8",
+            " expected (3, 8, 10) uint8, got (3, 8, 10) uint8",
+            "*image: image shapes differ: expected (3, 2, 10) uint8, got (3, 8, 10) uint8",
         ]
     )
     saved = pytester.path / "pesto/tests/resources/test_pixels/actual/image.png"
@@ -298,7 +291,7 @@ def test_results_json_has_the_original_shape(pytester, mirror):
             "image": {
                 "expected": str(resources / "test_2/output/image.png"),
                 "actual": str(resources / "test_2/actual/image.png"),
-                "differences": ["image: image shapes differ: expected (3, 2, 4) uint8, got (3, 4, 4) uint8"],
+                "differences": ["image: image shapes differ: expected (3, 2, 10) uint8, got (3, 8, 10) uint8"],
             },
             "text": {"expected": "b", "actual": "a", "differences": ["text: expected 'b', got 'a'"]},
         },
@@ -420,7 +413,7 @@ def test_xdist_workers_share_a_running_service_and_the_controller_writes_the_res
 # -- the template project's own folders ---------------------------------------------------------
 def test_the_template_projects_test_folders_pass_against_its_service(pytester):
     shutil.copytree(PROJECTS / "template" / "pesto", pytester.path / "pesto")
-    with served(PROJECTS / "template") as url:
+    with pesto_serve_url(PROJECTS / "template") as url:
         result = run(pytester, url, "-v")
 
     result.assert_outcomes(passed=3)

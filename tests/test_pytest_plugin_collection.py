@@ -9,7 +9,8 @@ import json
 
 import numpy as np
 import pytest
-from pytest_plugin_helpers import make_folder, png_bytes
+from images_support import png_bytes
+from pytest_plugin_helpers import make_folder
 
 from pesto_pack.errors import PayloadError
 from pesto_pack.plugins import default_registry

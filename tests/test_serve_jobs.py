@@ -12,7 +12,8 @@ from PIL import Image
 
 from pesto_serve.jobs import ERROR, INTERRUPTED, PENDING, RUNNING, JobStore
 from serve_support import error_of, served
-from test_serve_process import RGB, png_base64
+from images_support import RGB_CHANNELS_FIRST as RGB
+from images_support import png_base64
 
 
 def path_of(url: str) -> str:

@@ -3,19 +3,12 @@
 Each test starts waitress on a free loopback port and polls /ready; none sleeps a fixed time.
 """
 
-import base64
 import io
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,89 +18,11 @@ from PIL import Image
 from pesto_pack.plugins import default_registry
 from pesto_pack.project import load
 from pesto_pack.types.base import Tolerance
+from images_support import RGB_CHANNELS_FIRST as RGB
+from images_support import decode_png as decode
+from images_support import png_base64
 from serve_support import PROJECTS
-from test_serve_process import RGB, png_base64
-
-PESTO_SERVE = Path(sys.executable).parent / "pesto-serve"
-START_TIMEOUT = 30.0
-
-
-class Server:
-    """A service process and where it listens."""
-
-    def __init__(self, process: subprocess.Popen, port: int, log: Path):
-        self.process = process
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-
-    def get(self, path: str, **kwargs) -> requests.Response:
-        return requests.get(self.url + path, timeout=10, **kwargs)
-
-    def post(self, path: str, **kwargs) -> requests.Response:
-        return requests.post(self.url + path, timeout=10, **kwargs)
-
-    def log_text(self) -> str:
-        return self.log.read_text()
-
-    def wait_until_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the service exited with {self.process.returncode}:\n{self.log_text()}")
-            try:
-                if self.get("/api/v1/ready").status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        pytest.fail(f"the service was not ready in {START_TIMEOUT} s:\n{self.log_text()}")
-
-    def exit_status(self, timeout: float = 20.0) -> int:
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the service did not exit in {timeout} s:\n{self.log_text()}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def running(command: list[str], tmp_path: Path, env: dict | None = None, ready: bool = True,
-            port: int | None = None) -> Iterator[Server]:
-    port = port or free_port()
-    log = tmp_path / f"service-{port}.log"
-    environment = {**os.environ, "PESTO_JOBS_DIR": str(tmp_path / "jobs"), **(env or {})}
-    with open(log, "wb") as stream:
-        process = subprocess.Popen(
-            [*command, *(["--port", str(port)] if command[0] == str(PESTO_SERVE) else [])],
-            stdout=stream, stderr=subprocess.STDOUT, env=environment,
-        )
-    server = Server(process, port, log)
-    try:
-        if ready:
-            server.wait_until_ready()
-        yield server
-    finally:
-        if process.poll() is None:
-            process.terminate()  # graceful: the queued log lines are written
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-
-
-def pesto_serve(project: str, *options: str) -> list[str]:
-    return [str(PESTO_SERVE), str(PROJECTS / project), *options]
-
-
-def decode(value: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(value)))).transpose(2, 0, 1)
-
+from subprocess_support import PESTO_SERVE, START_TIMEOUT, free_port, pesto_serve, running
 
 def test_pesto_serve_answers_a_real_image_over_http(tmp_path):
     with running(pesto_serve("template"), tmp_path) as server:

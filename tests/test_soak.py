@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from test_serve_server import pesto_serve, running
+from subprocess_support import pesto_serve, running
 
 LONG = os.environ.get("PESTO_SOAK", "").lower() == "long"
 DURATION = 600.0 if LONG else 20.0

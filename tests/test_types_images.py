@@ -1,10 +1,8 @@
 """The `Image` and `Images` payload types: base64 files in, (C, H, W) arrays out, and back."""
 
 import base64
-import http.server
 import io
 import struct
-import threading
 import time
 import zlib
 
@@ -246,44 +244,16 @@ def test_decode_refuses_an_allowed_scheme_it_cannot_open():
         IMAGE.decode("gs://bucket/x.tif", settings)
 
 
-@pytest.fixture
-def loopback_server(tmp_path):
-    """An HTTP server on 127.0.0.1 serving tmp_path, where /jump redirects to /elsewhere/."""
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(tmp_path), **kwargs)
-
-        def do_GET(self):
-            if self.path.startswith("/images/jump"):
-                self.send_response(302)
-                self.send_header("Location", "/elsewhere/in.png")
-                self.end_headers()
-                return
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_decode_fetches_an_allowed_http_uri(tmp_path, loopback_server):
-    (tmp_path / "images").mkdir()
+def test_decode_fetches_an_allowed_http_uri(file_server):
+    (file_server.folder / "images").mkdir()
     pixels = random_bytes(3, 4)
-    PILImage.fromarray(pixels).save(tmp_path / "images" / "in.png")
-    settings = DecodeSettings(uri_allowlist=(loopback_server + "/images/",))
-    array = IMAGE.decode(loopback_server + "/images/in.png", settings)
+    PILImage.fromarray(pixels).save(file_server.folder / "images" / "in.png")
+    file_server.redirects["/images/jump"] = "/elsewhere/in.png"
+    settings = DecodeSettings(uri_allowlist=(file_server.url + "/images/",))
+    array = IMAGE.decode(file_server.url + "/images/in.png", settings)
     np.testing.assert_array_equal(array[0], pixels)
     with pytest.raises(PayloadError, match="refusing the redirect"):
-        IMAGE.decode(loopback_server + "/images/jump", settings)
+        IMAGE.decode(file_server.url + "/images/jump", settings)
 
 
 def test_decode_reports_an_allowed_uri_that_cannot_be_read(tmp_path):

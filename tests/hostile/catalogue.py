@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 import tifffile
-from PIL import Image
+
+from images_support import RGB_CHANNELS_LAST
+from images_support import png_bytes as png
 
 MAX_BODY_BYTES = 2_000_000
 """PESTO_MAX_BODY_BYTES of the services under test."""
@@ -39,12 +41,6 @@ NOWHERE = _port_where_nothing_listens()
 # -- encoded images ----------------------------------------------------------------------------
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def tiff(bands: np.ndarray) -> bytes:
@@ -86,7 +82,7 @@ def tiff_bomb(width: int, height: int) -> bytes:
     return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + data
 
 
-RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+RGB = RGB_CHANNELS_LAST
 """The valid image of the cases (H, W, C); services answer it channel-first (C, H, W)."""
 PNG = png(RGB)
 ODD_TIFFS = {

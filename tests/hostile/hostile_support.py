@@ -16,7 +16,7 @@ import numpy as np
 
 from catalogue import MAX_BODY_BYTES, PNG, RGB, b64
 from pesto_pack.types.images import decode_image
-from test_serve_server import Server, pesto_serve, running
+from subprocess_support import Server, pesto_serve, running
 
 ENVIRONMENT = {"PESTO_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
 JOB_TIMEOUT = 20.0

@@ -1,14 +1,12 @@
 """POST /api/v1/process, stateless: answers, and every error a caller can make or meet."""
 
 import base64
-import io
 import json
 import logging
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from pesto_pack import hookimpl
 from pesto_pack.plugins import Registry, make_plugin_manager
@@ -16,22 +14,11 @@ from pesto_pack.project import ServiceApi
 from pesto_pack.types.base import DecodeSettings, PayloadType
 from pesto_serve.errors import AnswerError
 from pesto_serve.payloads import Payloads, to_json_bytes
+from images_support import RGB_CHANNELS_FIRST as RGB
+from images_support import decode_png, png_base64
 from serve_support import copy_project, error_of, served
 
 
-def png_base64(array: np.ndarray) -> str:
-    """A (C, H, W) uint8 array as a base64 PNG, as a client sends an image."""
-    buffer = io.BytesIO()
-    Image.fromarray(array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)).save(buffer, "PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def decode_png(value: str) -> np.ndarray:
-    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(value))))
-    return image[np.newaxis] if image.ndim == 2 else image.transpose(2, 0, 1)
-
-
-RGB = (np.arange(3 * 8 * 10) % 256).astype(np.uint8).reshape(3, 8, 10)
 
 
 @pytest.fixture(scope="module")

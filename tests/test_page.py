@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser_support import browser_artifacts, chromium, screenshot, wait_for  # noqa: F401 - fixtures
+from browser_support import *  # its fixtures: chromium, browser_artifacts
+from browser_support import screenshot, wait_for
 from pesto_pack.errors import PestoError
 from pesto_pack.types.base import ListType, PayloadType
 from pesto_serve.page import CONTENT_SECURITY_POLICY, FILES, field_kinds

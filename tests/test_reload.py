@@ -1,0 +1,136 @@
+"""`pesto-serve PROJECT --reload`: a change to process.py is served without a restart by hand; a
+syntax error is shown in the log, by the API and on the page, and the service comes back once
+it is fixed. A real supervisor process, a real child service and a real browser."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from browser_support import *  # its fixtures: chromium, browser_artifacts
+from browser_support import screenshot, wait_for
+from serve_support import copy_project
+from test_page import PESTO_SERVE, free_port, get, open_page, output, run_and_wait
+
+CHANGE_SECONDS = 30.0
+ECHO = '''from algorithm.input_output import Input, Output
+
+
+class Process:
+    @staticmethod
+    def process(input: Input) -> Output:
+        return Output(text={expression}, number=input.number)
+'''
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    import urllib.request
+
+    request = urllib.request.Request(
+        url + "/api/v1/process", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def wait_until(check, what: str, log: Path):
+    """What `check()` answers once truthy (connection errors count as not yet)."""
+    deadline = time.monotonic() + CHANGE_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            answer = check()
+        except OSError:
+            answer = None
+        if answer:
+            return answer
+        time.sleep(0.1)
+    pytest.fail(f"{what} did not happen in {CHANGE_SECONDS} s; the log:\n{log.read_text()[-4000:]}")
+
+
+def answered_text(url: str) -> str | None:
+    status, body = post(url, {"text": "hello"})
+    return body.get("text") if status == 200 else None
+
+
+def unready(url: str) -> bytes | None:
+    """The body of /ready's 503, or None while it answers something else."""
+    status, body = get(url + "/api/v1/ready")
+    return body if status == 503 else None
+
+
+def processes_serving(project: Path) -> list[int]:
+    """Processes whose command line names the project (the supervisor and its child)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(project) in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
+        except OSError:  # it ended while we looked
+            continue
+    return found
+
+
+def test_reload_serves_the_new_code_shows_a_syntax_error_and_comes_back(
+    chromium, browser_artifacts, tmp_path
+):
+    project = copy_project("echo", tmp_path)
+    process_py = project / "algorithm" / "process.py"
+    process_py.write_text(ECHO.format(expression="input.text"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "reload.log"
+    with log.open("wb") as output_file:
+        supervisor = subprocess.Popen(
+            [str(PESTO_SERVE), str(project), "--reload", "--port", str(port)],
+            stdout=output_file, stderr=subprocess.STDOUT,
+        )
+    try:
+        assert wait_until(lambda: answered_text(url), "the first start", log) == "hello"
+
+        process_py.write_text(ECHO.format(expression="input.text.upper()"))
+        wait_until(lambda: answered_text(url) == "HELLO", "serving the edited process.py", log)
+        open_page(chromium, url)
+        chromium.find_element("xpath", "//label[span[text()='text']]/following-sibling::input").send_keys("page")
+        run_and_wait(chromium)
+        assert output(chromium, "text").find_element("tag name", "output").text == "PAGE"
+
+        process_py.write_text(ECHO.format(expression="input.text.upper(").replace("number=", "number=="))
+        body = wait_until(lambda: unready(url), "the syntax error's answer", log)
+        message = json.loads(body)["error"]["message"]
+        assert "SyntaxError" in message and "process.py" in message
+        assert "restarts when a file of algorithm/ or pesto/api/ changes" in message
+        chromium.get(url + "/")
+        shown = wait_for(chromium, lambda d: d.find_elements("id", "reload-log"), message="no error page")[0]
+        assert "SyntaxError" in shown.text
+        screenshot(chromium, browser_artifacts, "reload-syntax-error")
+        assert "SyntaxError" in log.read_text()
+
+        process_py.write_text(ECHO.format(expression='input.text.upper() + "!"'))
+        wait_until(lambda: answered_text(url) == "HELLO!", "coming back once fixed", log)
+        # The error page reloads itself: the browser is back on the service's page.
+        wait_for(chromium, lambda d: d.find_elements("id", "inputs") and d.find_element("id", "inputs").is_displayed(),
+                 timeout=CHANGE_SECONDS, message="the error page never came back to the service's page")
+        screenshot(chromium, browser_artifacts, "reload-back")
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        try:
+            status = supervisor.wait(30)
+        except subprocess.TimeoutExpired:
+            supervisor.kill()
+            raise
+        left = processes_serving(project)
+        for pid in left:  # never leave a service running, even when the test fails
+            os.kill(pid, signal.SIGKILL)
+    assert status == 0, log.read_text()[-3000:]
+    assert not left, "the supervisor left its child running"
+    with pytest.raises(OSError):
+        get(url + "/api/v1/health")

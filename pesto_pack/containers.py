@@ -6,7 +6,9 @@ running service (`--pesto-url`) works without it. The container publishes its po
 found and removed even if the run is interrupted while the engine is still creating it.
 """
 
+import os
 import secrets
+import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -16,6 +18,10 @@ from pesto_pack.errors import PestoError
 SERVICE_PORT = "8080/tcp"
 TEST_LABEL = "org.pesto.test"
 RUN_LABEL = "org.pesto.run"
+OWNER_LABEL = "org.pesto.owner"
+"""`HOST:PID:START` of the process that started a container. A process killed with SIGKILL
+cannot remove its containers; the next start on the same host removes those whose owner is
+gone (`reap_orphans`), as testcontainers' reaper does."""
 LOG_LINES = 30
 CREATE_PATIENCE = 3.0
 """Seconds to look for a container whose creation was interrupted, before giving up."""
@@ -82,11 +88,12 @@ def run_to_end(
     client = _connect()
     try:
         _require(docker, client, image)
+        reap_orphans(client)
         name = _name_for(label)
         container = None
         try:
             container = client.containers.run(
-                image, command, name=name, detach=True, labels={label: "true"}, **options
+                image, command, name=name, detach=True, labels=_labels(label), **options
             )
             for chunk in container.logs(stream=True, follow=True):
                 write(chunk)
@@ -121,6 +128,7 @@ def _name_for(label: str) -> str:
 
 def _start(docker, client, image: str, timeout: float, gpus: str | None, environment: dict, label: str):
     _require(docker, client, image)
+    reap_orphans(client)
     name = _name_for(label)
     container = None
     try:
@@ -131,7 +139,7 @@ def _start(docker, client, image: str, timeout: float, gpus: str | None, environ
             ports={SERVICE_PORT: ("127.0.0.1", None)},
             environment=environment,
             device_requests=_device_requests(docker, gpus),
-            labels={label: "true"},
+            labels=_labels(label),
         )
         url = f"http://127.0.0.1:{_host_port(container, image)}"
         _wait_ready(container, url, image, timeout)
@@ -218,6 +226,60 @@ def _find(docker, client, name: str, patience: float):
             time.sleep(0.1)
         except docker.errors.DockerException:  # the engine is gone: nothing left to remove
             return None
+
+
+def reap_orphans(client) -> list[str]:
+    """Remove the containers started on this host by a process that is gone; their names."""
+    docker = _import_docker()
+    removed = []
+    try:
+        candidates = client.containers.list(all=True, filters={"label": OWNER_LABEL})
+    except docker.errors.DockerException:
+        return removed
+    for container in candidates:
+        owner = (container.labels or {}).get(OWNER_LABEL, "")
+        if not owner_alive(owner):
+            try:
+                _remove(container)
+            except ContainerError:
+                continue  # another session removes it at the same time, or it cannot be: next time
+            removed.append(container.name)
+    return removed
+
+
+def current_owner() -> str:
+    """This process as an owner label: host, pid, and its start time (a reused pid differs)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
+
+
+def owner_alive(owner: str) -> bool:
+    """False only when `owner` ran on this host and that process has ended (or its pid now
+    belongs to a younger process); an owner on another host, or unreadable, counts as alive."""
+    host, _, rest = owner.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    now = _started(int(pid))
+    return now is not None and (now == "" or not started or now == started)
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux /proc), None when it is gone,
+    "" where /proc cannot tell."""
+    if not os.path.isdir("/proc"):
+        return ""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            stat = file.read()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
+
+
+def _labels(label: str) -> dict[str, str]:
+    return {label: "true", OWNER_LABEL: current_owner()}
 
 
 def _remove(container) -> None:

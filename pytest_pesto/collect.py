@@ -22,6 +22,7 @@ from pytest_pesto.compare import (
     types_of,
     without_link_hosts,
 )
+from pytest_pesto.pictures import SavedPictures, comparable_answer, readable_diff, save_pictures
 from pytest_pesto.report import Mismatch, ServiceProblem
 from pytest_pesto.session import pesto_run, service_client
 
@@ -120,6 +121,10 @@ class ServiceItem(InResources, pytest.Item):
     """This item's results.json entry, once it compared an answer."""
     updated: tuple[str, ...] = ()
     """Files `--pesto-update` wrote or removed."""
+    report_pictures: tuple[SavedPictures, ...] = ()
+    """The pictures of a failed comparison, for the HTML report."""
+    report_diff: str = ""
+    """A unified diff of the JSON of a failed comparison, for the HTML report."""
 
     def setup(self) -> None:
         self.run = pesto_run(self.config)
@@ -181,6 +186,13 @@ class FolderItem(ServiceItem):
             self._save(saved, actual, types)
             files = {key: (payload.find_key(output, key), payload.find_key(saved, key)) for key in actual}
             self.result_entry = results.comparison_entry(comparison, expected, actual, types, files)
+            pictures = self._draw(saved, comparison, expected, actual, types)
+            self.report_diff = readable_diff(
+                comparable_answer(expected, types),
+                comparable_answer(actual, types),
+                f"{self.shown(output)}/",
+                f"{self.shown(saved)}/",
+            )
             raise Mismatch(
                 report.answer_mismatch(
                     f"the answer to {self.shown(inputs)}/",
@@ -188,6 +200,7 @@ class FolderItem(ServiceItem):
                     f"{self.shown(output)}/",
                     f"{self.shown(saved)}/",
                     self.update_hint(output),
+                    pictures,
                 )
             )
 
@@ -199,6 +212,25 @@ class FolderItem(ServiceItem):
                 payload.write_key(folder, key, value, types[key])
             except PestoError:
                 continue  # a type that cannot write files: its value is in the report
+
+    def _draw(self, folder: Path, comparison: Comparison, expected: dict, actual: dict, types: dict) -> list[str]:
+        """Save the pictures of each differing key beside the actual answer; the report's lines
+        naming them (or saying why a key has none: drawing never hides the mismatch)."""
+        lines, drawn = [], []
+        for key in comparison.differing:
+            try:
+                saved = save_pictures(folder, key, types[key], expected[key], actual[key], self.run.settings.tolerance)
+            except Exception as error:  # noqa: BLE001 (a plugin type may raise anything; the mismatch must still be reported)
+                lines.append(f"{key}: no pictures ({type(error).__name__}: {error})")
+                continue
+            drawn += saved
+            lines += [
+                f"{each.label}: see {self.shown(each.sheet)} (expected | actual | difference)"
+                f" and {each.difference.name}"
+                for each in saved
+            ]
+        self.report_pictures = tuple(drawn)
+        return lines
 
     def _update(self, comparison: Comparison, actual: dict, types: dict) -> list[str]:
         """Rewrite what differs in `output/` from the actual answer; leave equal keys alone."""
@@ -233,6 +265,9 @@ class DescribeItem(ServiceItem):
         else:
             types = types_of(expected.keys() | actual.keys(), {}, registry)
             self.result_entry = results.comparison_entry(comparison, expected, actual, types, {})
+            self.report_diff = readable_diff(
+                without_link_hosts(expected), without_link_hosts(actual), self.path.name, "GET /api/v1/describe"
+            )
             raise Mismatch(
                 report.answer_mismatch(
                     "GET /api/v1/describe",

@@ -53,8 +53,11 @@ def pytest_collect_directory(path, parent: pytest.Collector) -> pytest.Collector
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """Put the item's results.json entry on its report, where xdist's controller sees it."""
+    """Put the item's results.json entry on its report, where xdist's controller sees it,
+    and a failure's pictures in pytest-html's report."""
     report = yield
+    if isinstance(item, ServiceItem) and call.when == "call" and report.failed:
+        _add_html_extras(item, report)
     if isinstance(item, ServiceItem) and (call.when == "call" or report.failed):
         entry = item.result_entry
         if entry is None and report.failed:
@@ -66,6 +69,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 "updated": list(item.updated),
             }
     return report
+
+
+def _add_html_extras(item: ServiceItem, report: pytest.TestReport) -> None:
+    """The failure's pictures and JSON diff in pytest-html's report, when that plugin runs."""
+    if not item.config.pluginmanager.hasplugin("html"):
+        return
+    if item.report_pictures or item.report_diff:
+        from pytest_pesto.pictures import html_extras
+
+        extras = html_extras(list(item.report_pictures), item.report_diff)
+        report.extras = [*getattr(report, "extras", []), *extras]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

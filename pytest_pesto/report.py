@@ -20,9 +20,15 @@ class ServiceProblem(Exception):
 
 
 def answer_mismatch(
-    what: str, comparison: Comparison, expected_name: str, saved: str | None, update_hint: str
+    what: str,
+    comparison: Comparison,
+    expected_name: str,
+    saved: str | None,
+    update_hint: str,
+    pictures: list[str] = (),
 ) -> str:
-    """`what` differs from `expected_name`: one block per key, then where the answer is."""
+    """`what` differs from `expected_name`: one block per key, then where the answer and the
+    pictures of its differences are."""
     lines = [f"{what} differs from {expected_name}:"]
     for differences in comparison.differing.values():
         lines += [f"{INDENT}{line}" for line in differences]
@@ -34,6 +40,9 @@ def answer_mismatch(
         )
     if saved is not None:
         lines.append(f"the whole actual answer is saved in {saved}")
+    if pictures:
+        lines.append("pictures of the differences:")
+        lines += [f"{INDENT}{line}" for line in pictures]
     lines.append(update_hint)
     return "\n".join(lines)
 

@@ -374,6 +374,7 @@ def test_compare_allows_differences_within_the_pixel_tolerance():
     expected, actual = IMAGE.encode(pixels), IMAGE.encode(changed)
     assert IMAGE.compare(expected, actual, Tolerance(pixel=2)) == []
     assert IMAGE.compare(expected, actual, Tolerance(pixel=1)) == [
+        "1 of 20 pixels (5%) differ by more than the tolerance 1; mean difference 0.1",
         "largest pixel difference 2 (band 0, row 2, column 3) is over the tolerance 1: "
         "expected (1, 4, 5) uint8, got (1, 4, 5) uint8"
     ]
@@ -394,8 +395,9 @@ def test_compare_treats_nan_as_equal_to_nan_only():
     band = np.array([[np.nan, 1.0]], dtype=np.float32)
     other = np.array([[0.0, 1.0]], dtype=np.float32)
     assert IMAGE.compare(IMAGE.encode(band), IMAGE.encode(band), Tolerance()) == []
-    (difference,) = IMAGE.compare(IMAGE.encode(band), IMAGE.encode(other), Tolerance(pixel=10))
-    assert difference.startswith("largest pixel difference inf (band 0, row 0, column 0)")
+    count, largest = IMAGE.compare(IMAGE.encode(band), IMAGE.encode(other), Tolerance(pixel=10))
+    assert count == "1 of 2 pixels (50%) differ by more than the tolerance 10; mean difference inf"
+    assert largest.startswith("largest pixel difference inf (band 0, row 0, column 0)")
 
 
 def test_compare_reports_an_answer_that_is_not_an_image():

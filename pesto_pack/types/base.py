@@ -8,7 +8,7 @@ One object serves both directions and both sides, so they can never disagree on 
 import json
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,21 @@ class Result:
 
     content: bytes
     media_type: str
+
+
+@dataclass(frozen=True)
+class Pictures:
+    """How two differing values of one type look, drawn for a person reading a failed test:
+    three PNG files of the same size, which the harness saves and puts in the HTML report."""
+
+    expected: bytes
+    actual: bytes
+    difference: bytes
+    """The expected and actual values drawn over each other, or their pixels' difference."""
+    legend: str = ""
+    """How to read `difference` (what each colour means), one line."""
+    part: str = ""
+    """Which part of the value they show: "" for the whole, "1" for a list's item 1."""
 
 
 @dataclass
@@ -103,6 +118,24 @@ class PayloadType:
         from pesto_pack.types.json_diff import compare_json
 
         return compare_json(expected, actual, tolerance)
+
+    def draw_difference(self, expected: JSON, actual: JSON, tolerance: Tolerance) -> list[Pictures]:
+        """Pictures of how two answer values that `compare` found different differ; empty when
+        text says it better (JSON, numbers) or a value cannot be drawn.
+
+        A type whose values are images (its `media_type` is `image/...` and `to_result` gives
+        the image file) is drawn by its pixels; a plugin type overrides this to draw its own
+        (a mask over its image, a geometry's outlines): the harness calls only this method.
+        """
+        if not self.media_type.startswith("image/"):
+            return []
+        from pesto_pack.types.pictures import image_files_pictures
+
+        try:
+            files = self.to_result(expected).content, self.to_result(actual).content
+        except PayloadError:
+            return []  # `compare` already said the value is not an image
+        return image_files_pictures(*files, tolerance.pixel)
 
 
 # -- numpy values as JSON: the one place they become plain numbers and lists ---------------
@@ -200,6 +233,19 @@ class ListType(PayloadType):
                 f"item {index}: {line}" for line in self.items.compare(wanted, got, tolerance)
             ]
         return differences
+
+    def draw_difference(self, expected: JSON, actual: JSON, tolerance: Tolerance) -> list[Pictures]:
+        """Each differing item's pictures, `part` naming the item's index."""
+        if not (isinstance(expected, list) and isinstance(actual, list)):
+            return []
+        pictures = []
+        for index, (wanted, got) in enumerate(zip(expected, actual)):
+            if self.items.compare(wanted, got, tolerance):
+                pictures += [
+                    replace(drawn, part=".".join(filter(None, (str(index), drawn.part))))
+                    for drawn in self.items.draw_difference(wanted, got, tolerance)
+                ]
+        return pictures
 
     def _list(self, value: Any) -> list:
         """The items of a list, a tuple or an array's first axis; anything else is refused."""

@@ -8,7 +8,15 @@ import jsonschema
 
 from pesto_pack.errors import PayloadError
 from pesto_pack.hookspecs import hookimpl
-from pesto_pack.types.base import JSON, DecodeSettings, ListType, PayloadType, plain_json
+from pesto_pack.types.base import (
+    JSON,
+    DecodeSettings,
+    ListType,
+    PayloadType,
+    Pictures,
+    Tolerance,
+    plain_json,
+)
 
 _NUMBERS = {"type": "array", "minItems": 2, "items": {"type": "number"}}
 POLYGON_DEFINITION = {
@@ -58,9 +66,35 @@ class PolygonType(PayloadType):
         check_polygon(value)
         return value
 
+    def draw_difference(self, expected: JSON, actual: JSON, tolerance: Tolerance) -> list[Pictures]:
+        """The expected and actual outlines over each other (nothing when one is no polygon)."""
+        return _outlines([expected], [actual])
+
+
+class PolygonsType(ListType):
+    """`Polygons`: compared item by item, drawn all together in one frame."""
+
+    def draw_difference(self, expected: JSON, actual: JSON, tolerance: Tolerance) -> list[Pictures]:
+        if not (isinstance(expected, list) and isinstance(actual, list)):
+            return []
+        return _outlines(expected, actual)
+
+
+def _outlines(expected: list[JSON], actual: list[JSON]) -> list[Pictures]:
+    try:
+        for polygon in [*expected, *actual]:
+            check_polygon(polygon)
+    except PayloadError:
+        return []  # `compare` already said what is wrong with it
+    if not any(polygon["coordinates"] for polygon in [*expected, *actual]):
+        return []
+    from pesto_pack.types.pictures import outline_pictures
+
+    return [outline_pictures(expected, actual)]
+
 
 POLYGON = PolygonType("Polygon", definition=POLYGON_DEFINITION, extensions=(".geojson", ".json"))
-POLYGONS = ListType(
+POLYGONS = PolygonsType(
     "Polygons", definition=POLYGONS_DEFINITION, extensions=(".geojson", ".json"), items=POLYGON
 )
 

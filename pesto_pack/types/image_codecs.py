@@ -179,7 +179,8 @@ def channel_first(image: Any) -> np.ndarray:
 
 
 def pixel_differences(expected: np.ndarray, actual: np.ndarray, tolerance: float) -> list[str]:
-    """Shape, dtype and the largest pixel difference (NaN equals NaN) against `tolerance`."""
+    """Shape and dtype first, then (NaN equals NaN) the pixels over `tolerance` (a pixel is
+    over when any of its bands is), the mean and the largest difference and where it is."""
     shapes = f"expected {expected.shape} {expected.dtype}, got {actual.shape} {actual.dtype}"
     if expected.shape != actual.shape:
         return [f"image shapes differ: {shapes}"]
@@ -193,6 +194,12 @@ def pixel_differences(expected: np.ndarray, actual: np.ndarray, tolerance: float
     gap[np.isnan(gap)] = np.inf
     largest = gap.max()
     if largest > tolerance:
+        over = int((gap > tolerance).any(axis=0).sum())
+        pixels = gap.shape[1] * gap.shape[2]
+        differences.append(
+            f"{over} of {pixels} pixels ({100 * over / pixels:.3g}%) differ by more than the "
+            f"tolerance {tolerance:g}; mean difference {gap.mean():.3g}"
+        )
         band, row, column = np.unravel_index(gap.argmax(), gap.shape)
         differences.append(
             f"largest pixel difference {largest:g} (band {band}, row {row}, column {column}) "

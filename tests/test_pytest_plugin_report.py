@@ -1,0 +1,206 @@
+"""A failing image folder leaves pictures: beside the actual answer, and in pytest-html's report.
+
+The `mirror` project, served by a real `pesto-serve`, answers its inputs unchanged, so an
+`output/` that differs from `input/` is a failure whose pictures the plugin must draw.
+"""
+
+import base64
+import io
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pytest_plugin_helpers import PROJECTS, make_folder
+from subprocess_support import pesto_serve_url
+
+pytest_plugins = ["pytester"]
+
+RGB = np.arange(3 * 16 * 16, dtype=np.uint16).reshape(3, 16, 16).astype(np.uint8)
+"""A (C, H, W) image; its files are written channels-last, as Pillow wants."""
+SQUARE = {"type": "Polygon", "coordinates": [[[0, 0], [0, 2], [2, 2], [2, 0], [0, 0]]]}
+MOVED = {"type": "Polygon", "coordinates": [[[1, 1], [1, 3], [3, 3], [3, 1], [1, 1]]]}
+
+
+def png(channel_first: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    pixels = channel_first[0] if channel_first.shape[0] == 1 else channel_first.transpose(1, 2, 0)
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def brighter_at(row: int, column: int, by: int = 1) -> np.ndarray:
+    changed = RGB.copy()
+    changed[0, row, column] += by
+    return changed
+
+
+@pytest.fixture(scope="module")
+def mirror():
+    with pesto_serve_url(PROJECTS / "mirror") as url:
+        yield url
+
+
+def run(pytester, url: str, *args: str):
+    return pytester.runpytest(f"--pesto-url={url}", "-p", "no:randomly", "-p", "no:cacheprovider", *args)
+
+
+def failing_folder(root: Path) -> Path:
+    """A folder whose image differs by one level at (5, 7), whose second image differs, whose
+    polygon moved and whose metadata changed."""
+    return make_folder(
+        root,
+        "test_differs",
+        {
+            "image.png": png(RGB),
+            "images/0.png": png(RGB),
+            "images/1.png": png(RGB[:1]),
+            "shape.geojson": json.dumps(SQUARE),
+            "meta.json": json.dumps({"label": "cat", "score": 0.5}),
+        },
+        {
+            "image.png": png(brighter_at(5, 7)),
+            "images/0.png": png(RGB),
+            "images/1.png": png(RGB[:1, :8]),
+            "shape.geojson": json.dumps(MOVED),
+            "meta.json": json.dumps({"label": "dog", "score": 0.5}),
+        },
+    )
+
+
+def picture(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+# -- files beside the actual answer and the failure message ---------------------------------------
+def test_a_failing_folder_saves_a_difference_and_a_sheet_per_differing_picture(pytester, mirror):
+    folder = failing_folder(pytester.path)
+
+    result = run(pytester, mirror, "-p", "no:html")
+
+    result.assert_outcomes(failed=1)
+    actual = folder / "actual"
+    assert sorted(p.name for p in actual.iterdir() if ".diff." in p.name or ".sheet." in p.name) == [
+        "image.diff.png", "image.sheet.png",
+        "images.1.diff.png", "images.1.sheet.png",
+        "shape.diff.png", "shape.sheet.png",
+    ]  # fmt: skip
+    shown = "pesto/tests/resources/test_differs/actual"
+    result.stdout.fnmatch_lines(
+        [
+            "  image: 1 of 256 pixels (0.391%) differ by more than the tolerance 0; mean difference 0.0013",
+            "  image: largest pixel difference 1 (band 0, row 5, column 7) is over the tolerance 0: *",
+            "  images: item 1: image shapes differ: expected (1, 8, 16) uint8, got (1, 16, 16) uint8",
+            "the whole actual answer is saved in pesto/tests/resources/test_differs/actual/",
+            "pictures of the differences:",
+            f"  image: see {shown}/image.sheet.png (expected | actual | difference) and image.diff.png",
+            f"  images item 1: see {shown}/images.1.sheet.png (expected | actual | difference) and images.1.diff.png",
+            f"  shape: see {shown}/shape.sheet.png (expected | actual | difference) and shape.diff.png",
+            "*pytest --pesto-update*",
+        ]
+    )
+    difference = picture(actual / "image.diff.png")
+    factor = difference.shape[0] // 16
+    red, _, blue = difference[5 * factor + factor // 2, 7 * factor + factor // 2]
+    assert (red, blue) == (255, 0)  # the one-level change, plainly red
+    sheet = picture(actual / "image.sheet.png")
+    assert sheet.shape[1] > 3 * difference.shape[1] and sheet.shape[0] > difference.shape[0]
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_folder_that_passes_again_loses_its_pictures(pytester, mirror):
+    folder = failing_folder(pytester.path)
+    run(pytester, mirror, "-p", "no:html").assert_outcomes(failed=1)
+    assert (folder / "actual" / "image.sheet.png").is_file()
+
+    run(pytester, mirror, "--pesto-update", "-p", "no:html").assert_outcomes(passed=1)
+    result = run(pytester, mirror, "-p", "no:html")
+
+    result.assert_outcomes(passed=1)
+    assert not (folder / "actual").exists()
+
+
+def test_without_pytest_html_the_plugin_reports_as_usual_and_says_nothing_more(pytester, mirror):
+    failing_folder(pytester.path)
+
+    result = run(pytester, mirror, "-p", "no:html", "-W", "error")
+
+    result.assert_outcomes(failed=1)
+    after_the_header = result.stdout.str().split("collected 1 item", 1)[1] + result.stderr.str()
+    assert not re.search(r"html|warning|extras", after_the_header, re.IGNORECASE), after_the_header
+
+
+# -- pytest-html's report ---------------------------------------------------------------------
+class _DataBlob(HTMLParser):
+    """The JSON that pytest-html 4 keeps in `<div id="data-container" data-jsonblob=...>`."""
+
+    blob: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if attributes.get("id") == "data-container":
+            self.blob = json.loads(attributes["data-jsonblob"])
+
+
+def report_data(path: Path) -> dict:
+    parser = _DataBlob()
+    parser.feed(path.read_text(encoding="utf-8"))
+    assert parser.blob is not None, "pytest-html's data container is missing"
+    return parser.blob
+
+
+def extras_of(report: Path, nodeid: str) -> list[dict]:
+    (result,) = [r for r in report_data(report)["tests"][nodeid] if r["result"] == "Failed"]
+    return result["extras"]
+
+
+@pytest.mark.parametrize("self_contained", [False, True], ids=["assets", "self-contained"])
+def test_the_html_report_carries_each_failing_pictures_and_the_json_diff(pytester, mirror, self_contained):
+    folder = failing_folder(pytester.path)
+    report = pytester.path / "report" / "index.html"
+    args = ["--self-contained-html"] if self_contained else []
+
+    result = run(pytester, mirror, f"--html={report}", *args, "-W", "error")
+
+    result.assert_outcomes(failed=1)
+    extras = extras_of(report, "pesto/tests/resources/test_differs")
+    images = [e for e in extras if e["format_type"] == "image"]
+    assert [e["name"] for e in images] == [
+        f"{label}: {panel}"
+        for label in ("image", "images item 1", "shape")
+        for panel in ("expected", "actual", "difference")
+    ]
+    for extra in images:
+        content = extra["content"]
+        if self_contained:
+            assert content.startswith("data:image/png;base64,")
+            data = base64.b64decode(content.split(",", 1)[1])
+        else:
+            data = (report.parent / content).read_bytes()
+        assert Image.open(io.BytesIO(data)).format == "PNG"
+    difference = images[2]["content"]
+    shown = (
+        base64.b64decode(difference.split(",", 1)[1]) if self_contained else (report.parent / difference).read_bytes()
+    )
+    assert shown == (folder / "actual" / "image.diff.png").read_bytes()
+    (notes,) = [e["content"] for e in extras if e["format_type"] == "html"]
+    assert "-    &quot;label&quot;: &quot;dog&quot;," in notes
+    assert "+    &quot;label&quot;: &quot;cat&quot;," in notes
+    assert "&lt;Image: see its pictures or file&gt;" in notes
+    assert "blue: within the tolerance 0" in notes
+
+
+def test_a_describe_difference_is_a_readable_diff_in_the_html_report(pytester, mirror):
+    resources = pytester.path / "pesto" / "tests" / "resources"
+    resources.mkdir(parents=True)
+    (resources / "expected_describe.json").write_text(json.dumps({"title": "<b>not</b> the mirror"}))
+    report = pytester.path / "report.html"
+
+    run(pytester, mirror, f"--html={report}").assert_outcomes(failed=1)
+
+    (notes,) = [e["content"] for e in extras_of(report, "pesto/tests/resources/expected_describe.json")]
+    assert "&lt;b&gt;not&lt;/b&gt; the mirror" in notes and "<b>not" not in notes
+    assert "+++ GET /api/v1/describe" in notes

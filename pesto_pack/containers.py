@@ -11,7 +11,8 @@ import secrets
 import socket
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from pesto_pack.errors import PestoError
 
@@ -67,11 +68,15 @@ def start(
     session's containers are `org.pesto.test` and `pesto-test-...`, `pesto-pack run`'s
     `org.pesto.run` and `pesto-run-...`."""
     docker = _import_docker()
-    try:
-        return _start(docker, _connect(), image, start_timeout, gpus, environment or {}, label)
-    except docker.errors.DockerException as error:
-        explanation = getattr(error, "explanation", None) or error
-        raise ContainerError(f"the engine could not run {image}: {explanation}") from None
+    with _engine_errors(docker, image), _created(
+        docker, _connect(), image, label,
+        ports={SERVICE_PORT: ("127.0.0.1", None)},
+        environment=environment or {},
+        device_requests=_device_requests(docker, gpus),
+    ) as container:
+        url = f"http://127.0.0.1:{_host_port(container, image)}"
+        _wait_ready(container, url, image, start_timeout)
+        return ServiceContainer(container, url)
 
 
 def run_to_end(
@@ -85,29 +90,42 @@ def run_to_end(
     comes; its exit status. The container is removed whatever happens (Ctrl-C included).
     `options` go to the SDK's `containers.run` (volumes, user, environment, tty)."""
     docker = _import_docker()
-    client = _connect()
-    try:
-        _require(docker, client, image)
-        reap_orphans(client)
-        name = _name_for(label)
-        container = None
+    with _engine_errors(docker, image), _created(docker, _connect(), image, label, command=command, **options) as container:
         try:
-            container = client.containers.run(
-                image, command, name=name, detach=True, labels=_labels(label), **options
-            )
             for chunk in container.logs(stream=True, follow=True):
                 write(chunk)
             return int(container.wait().get("StatusCode", 1))
-        except BaseException as error:  # KeyboardInterrupt included: never leave it running
-            if container is None:
-                refused = isinstance(error, docker.errors.APIError)
-                container = _find(docker, client, name, patience=0 if refused else CREATE_PATIENCE)
-            raise
         finally:
             _remove(container)
+
+
+@contextmanager
+def _engine_errors(docker, image: str) -> Iterator[None]:
+    """The engine's own errors as one ContainerError naming the image."""
+    try:
+        yield
     except docker.errors.DockerException as error:
         explanation = getattr(error, "explanation", None) or error
         raise ContainerError(f"the engine could not run {image}: {explanation}") from None
+
+
+@contextmanager
+def _created(docker, client, image: str, label: str, **run_options) -> Iterator:
+    """A new container of `image`, labelled and named after `label`; removed when the block
+    fails, Ctrl-C included (the caller removes it when it is done with it)."""
+    _require(docker, client, image)
+    reap_orphans(client)
+    name = _name_for(label)
+    container = None
+    try:
+        container = client.containers.run(image, name=name, detach=True, labels=_labels(label), **run_options)
+        yield container
+    except BaseException as error:  # KeyboardInterrupt included: never leave it running
+        if container is None:  # interrupted while the engine may still be creating it
+            refused = isinstance(error, docker.errors.APIError)
+            container = _find(docker, client, name, patience=0 if refused else CREATE_PATIENCE)
+        _remove(container)
+        raise
 
 
 def _require(docker, client, image: str) -> None:
@@ -124,32 +142,6 @@ def _require(docker, client, image: str) -> None:
 def _name_for(label: str) -> str:
     """`pesto-test-1a2b...` for `org.pesto.test`: a generated, findable name."""
     return f"pesto-{label.rsplit('.', 1)[-1]}-{secrets.token_hex(6)}"
-
-
-def _start(docker, client, image: str, timeout: float, gpus: str | None, environment: dict, label: str):
-    _require(docker, client, image)
-    reap_orphans(client)
-    name = _name_for(label)
-    container = None
-    try:
-        container = client.containers.run(
-            image,
-            name=name,
-            detach=True,
-            ports={SERVICE_PORT: ("127.0.0.1", None)},
-            environment=environment,
-            device_requests=_device_requests(docker, gpus),
-            labels=_labels(label),
-        )
-        url = f"http://127.0.0.1:{_host_port(container, image)}"
-        _wait_ready(container, url, image, timeout)
-        return ServiceContainer(container, url)
-    except BaseException as error:  # KeyboardInterrupt included: never leave it running
-        if container is None:  # interrupted while the engine may still be creating it
-            refused = isinstance(error, docker.errors.APIError)
-            container = _find(docker, client, name, patience=0 if refused else CREATE_PATIENCE)
-        _remove(container)
-        raise
 
 
 def exit_report(container) -> str:

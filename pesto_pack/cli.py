@@ -110,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     _profiles_argument(test)
     test.add_argument("--image", help="image to test (default: the project's NAME:VERSION[-PROFILE...])")
     test.add_argument("--results", type=Path, metavar="PATH", help="where to write results.json")
+    test.add_argument(
+        "--html", type=Path, metavar="FILE",
+        help="also write pytest-html's report to FILE, with the pictures of failing images (needs pytest-html)",
+    )
     test.set_defaults(run=_test)
 
     run = commands.add_parser(
@@ -222,15 +226,16 @@ def _test(args: argparse.Namespace) -> int:
     from pesto_pack.build import build
     from pesto_pack.build.engine_images import image_id
     from pesto_pack.engine import connect
-    from pesto_pack.project_tests import run_project_tests
+    from pesto_pack.project_tests import html_report_arguments, run_project_tests
 
+    html_report_arguments(args.html)  # pytest-html missing: said before any build
     image = args.image or project.load(args.project_dir, args.profiles).tag
     if image_id(connect(), image) is None:
         if args.image:
             raise PestoError(f"image {image} is not in the engine; build it or give another --image")
         print(f"{image} is not built yet: building it", file=sys.stderr)
         build(args.project_dir, args.profiles)
-    return run_project_tests(args.project_dir, args.profiles, image, args.results)
+    return run_project_tests(args.project_dir, args.profiles, image, args.results, args.html)
 
 
 def _push(args: argparse.Namespace) -> int:

@@ -8,34 +8,16 @@ import base64
 import io
 import json
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from pytest_plugin_helpers import PROJECTS, make_folder
+from pytest_plugin_helpers import PROJECTS
+from report_support import FAILING, extras_of, failing_folder
 from subprocess_support import pesto_serve_url
 
 pytest_plugins = ["pytester"]
-
-RGB = np.arange(3 * 16 * 16, dtype=np.uint16).reshape(3, 16, 16).astype(np.uint8)
-"""A (C, H, W) image; its files are written channels-last, as Pillow wants."""
-SQUARE = {"type": "Polygon", "coordinates": [[[0, 0], [0, 2], [2, 2], [2, 0], [0, 0]]]}
-MOVED = {"type": "Polygon", "coordinates": [[[1, 1], [1, 3], [3, 3], [3, 1], [1, 1]]]}
-
-
-def png(channel_first: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    pixels = channel_first[0] if channel_first.shape[0] == 1 else channel_first.transpose(1, 2, 0)
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def brighter_at(row: int, column: int, by: int = 1) -> np.ndarray:
-    changed = RGB.copy()
-    changed[0, row, column] += by
-    return changed
 
 
 @pytest.fixture(scope="module")
@@ -46,29 +28,6 @@ def mirror():
 
 def run(pytester, url: str, *args: str):
     return pytester.runpytest(f"--pesto-url={url}", "-p", "no:randomly", "-p", "no:cacheprovider", *args)
-
-
-def failing_folder(root: Path) -> Path:
-    """A folder whose image differs by one level at (5, 7), whose second image differs, whose
-    polygon moved and whose metadata changed."""
-    return make_folder(
-        root,
-        "test_differs",
-        {
-            "image.png": png(RGB),
-            "images/0.png": png(RGB),
-            "images/1.png": png(RGB[:1]),
-            "shape.geojson": json.dumps(SQUARE),
-            "meta.json": json.dumps({"label": "cat", "score": 0.5}),
-        },
-        {
-            "image.png": png(brighter_at(5, 7)),
-            "images/0.png": png(RGB),
-            "images/1.png": png(RGB[:1, :8]),
-            "shape.geojson": json.dumps(MOVED),
-            "meta.json": json.dumps({"label": "dog", "score": 0.5}),
-        },
-    )
 
 
 def picture(path: Path) -> np.ndarray:
@@ -134,29 +93,6 @@ def test_without_pytest_html_the_plugin_reports_as_usual_and_says_nothing_more(p
 
 
 # -- pytest-html's report ---------------------------------------------------------------------
-class _DataBlob(HTMLParser):
-    """The JSON that pytest-html 4 keeps in `<div id="data-container" data-jsonblob=...>`."""
-
-    blob: dict | None = None
-
-    def handle_starttag(self, tag, attrs):
-        attributes = dict(attrs)
-        if attributes.get("id") == "data-container":
-            self.blob = json.loads(attributes["data-jsonblob"])
-
-
-def report_data(path: Path) -> dict:
-    parser = _DataBlob()
-    parser.feed(path.read_text(encoding="utf-8"))
-    assert parser.blob is not None, "pytest-html's data container is missing"
-    return parser.blob
-
-
-def extras_of(report: Path, nodeid: str) -> list[dict]:
-    (result,) = [r for r in report_data(report)["tests"][nodeid] if r["result"] == "Failed"]
-    return result["extras"]
-
-
 @pytest.mark.parametrize("self_contained", [False, True], ids=["assets", "self-contained"])
 def test_the_html_report_carries_each_failing_pictures_and_the_json_diff(pytester, mirror, self_contained):
     folder = failing_folder(pytester.path)
@@ -166,7 +102,7 @@ def test_the_html_report_carries_each_failing_pictures_and_the_json_diff(pyteste
     result = run(pytester, mirror, f"--html={report}", *args, "-W", "error")
 
     result.assert_outcomes(failed=1)
-    extras = extras_of(report, "pesto/tests/resources/test_differs")
+    extras = extras_of(report, FAILING)
     images = [e for e in extras if e["format_type"] == "image"]
     assert [e["name"] for e in images] == [
         f"{label}: {panel}"

@@ -6,6 +6,7 @@
 With the toolkit's Python (`. scripts/bootstrap`). It prints:
 - the page's files as they are sent (waitress sends them as they are, no compression) and,
   for reference, gzipped;
+- what the page adds to a start, in-process: importing its module and mounting it;
 - `pesto-serve PROJECT` from the command to its first 200 on /api/v1/ready, PESTO_PAGE=1 and
   PESTO_PAGE=0 taking turns (N starts each; median and spread), and the ratio of the medians;
 - GET / and its files over loopback (median of 50), and, when Debian's chromium and
@@ -101,6 +102,37 @@ def start_times(project: Path, starts: int) -> None:
     print(f"  ratio with/without: {ratio:.3f}")
 
 
+def mount_cost(project: Path) -> None:
+    """What the page adds to a start, measured in a fresh interpreter that has imported the rest
+    of the runtime: importing its module, then mounting it (reading its files, the fields table)."""
+    code = (
+        "import time, bottle\n"
+        "from pesto_pack.plugins import default_registry\n"
+        "from pesto_serve.host import project_on_host\n"
+        "from pesto_serve.payloads import Payloads\n"
+        "from pesto_serve.settings import Settings\n"
+        "import pesto_serve.service\n"
+        "started = time.perf_counter()\n"
+        "from pesto_serve.page import mount_page\n"
+        "imported = time.perf_counter() - started\n"
+        f"with project_on_host({str(project)!r}, (), Settings()) as (project, settings):\n"
+        "    payloads = Payloads.build(project.api, default_registry(), settings.decode_settings)\n"
+        "    started = time.perf_counter()\n"
+        "    mount_page(bottle.Bottle(), payloads)\n"
+        "    print(imported, time.perf_counter() - started)\n"
+    )
+    runs = [
+        [float(x) for x in subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()]
+        for _ in range(5)
+    ]
+    imported = statistics.median(run[0] for run in runs)
+    mounted = statistics.median(run[1] for run in runs)
+    print(f"## In-process, median of 5 fresh interpreters: importing pesto_serve.page "
+          f"{imported * 1000:.2f} ms, mounting it (first time) {mounted * 1000:.2f} ms")
+
+
 def load_times(url: str) -> None:
     rounds = []
     for _ in range(50):
@@ -159,6 +191,7 @@ def main() -> None:
             browser_time(url)
     finally:
         stop(process)
+    mount_cost(args.project)
     start_times(args.project, args.starts)
 
 

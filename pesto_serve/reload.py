@@ -63,6 +63,7 @@ def supervise(project_dir: Path, host: str, port: int, arguments: Sequence[str])
     supervisor = Supervisor(command, host, port)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: supervisor.stopped.set())
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # its "N changes detected"
     log.info("watching %s for changes", ", ".join(str(folder) for folder in folders))
     supervisor.start_child()
     try:
@@ -70,8 +71,7 @@ def supervise(project_dir: Path, host: str, port: int, arguments: Sequence[str])
             *folders, stop_event=supervisor.stopped, raise_interrupt=False,
             watch_filter=watchfiles.DefaultFilter(),
         ):
-            changed = sorted({Path(path).name for _change, path in changes})
-            log.info("changed: %s; restarting the service", ", ".join(changed))
+            log.info("changed: %s; restarting the service", _names(changes))
             supervisor.stop_child()
             supervisor.start_child()
     finally:
@@ -79,6 +79,13 @@ def supervise(project_dir: Path, host: str, port: int, arguments: Sequence[str])
         supervisor.close_error_server()
     log.info("stopped")
     return 0
+
+
+def _names(changes: set[tuple[object, str]]) -> str:
+    """The files that changed, leaving out an editor's temporary files already gone again."""
+    paths = sorted({path for _change, path in changes})
+    kept = [path for path in paths if Path(path).exists()] or paths
+    return ", ".join(Path(path).name for path in kept)
 
 
 class Supervisor:

@@ -1,11 +1,20 @@
-"""Around the app: one log line and one metric per request, whatever answered it."""
+"""Around the app: one log line and one metric per request, whatever answered it.
+
+A request's `X-Correlation-ID` is echoed in its answer, written in its access line, and
+handed to the routes (a job records it, its webhook sends it back).
+"""
 
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pesto_serve.errors import error_json
 from pesto_serve.logs import log_access
 from pesto_serve.metrics import Metrics
+
+CORRELATION_HEADER = "X-Correlation-ID"
+CORRELATION_ENVIRON = "pesto.correlation_id"
+MAX_CORRELATION_ID = 200
 
 
 class Observed:
@@ -23,12 +32,22 @@ class Observed:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.perf_counter()
         statuses = []
+        correlation_id = environ.get("HTTP_X_CORRELATION_ID")
 
         def capture(status: str, headers: list, exc_info=None):
             statuses.append(status)
+            if correlation_id is not None:
+                headers.append((CORRELATION_HEADER, correlation_id))
             return start_response(status, headers, exc_info)
 
-        body = self.app(environ, capture)
+        if correlation_id is None:
+            body = self.app(environ, capture)
+        elif _valid_correlation_id(correlation_id):
+            environ[CORRELATION_ENVIRON] = correlation_id
+            body = self.app(environ, capture)
+        else:
+            correlation_id = None
+            body = [_refuse_correlation_id(capture)]
         duration_ms = (time.perf_counter() - started) * 1000
         status = int(statuses[-1][:3]) if statuses else 500
         method = environ.get("REQUEST_METHOD", "")
@@ -39,5 +58,19 @@ class Observed:
         if counter is None:
             counter = self._counters.setdefault(labels, self.metrics.requests.labels(*labels))
         counter.inc()
-        log_access(method, path, status, duration_ms)
+        log_access(method, path, status, duration_ms, correlation_id)
         return body
+
+
+def _valid_correlation_id(value: str) -> bool:
+    return 0 < len(value) <= MAX_CORRELATION_ID and value.isascii() and value.isprintable()
+
+
+def _refuse_correlation_id(start_response: Callable) -> bytes:
+    body = error_json(
+        400, f"{CORRELATION_HEADER} must be 1 to {MAX_CORRELATION_ID} printable ASCII "
+        "characters (a UUID is a good one)", CORRELATION_HEADER,
+    ).encode()
+    start_response("400 Bad Request", [("Content-Type", "application/json"),
+                                       ("Content-Length", str(len(body)))])
+    return body

@@ -7,18 +7,18 @@ Every error, the service's own and bottle's (404, 405, 500), is
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 import bottle
 from bottle import HTTPResponse, request, response
 
-from pesto_serve.access import Observed
+from pesto_serve.access import CORRELATION_ENVIRON, Observed
 from pesto_serve.describe import with_links
 from pesto_serve.errors import ServiceError, error_json
-from pesto_serve.jobs import DONE, Job, StoredResult
+from pesto_serve.jobs.documents import job_document, result_urls, status_url
 from pesto_serve.page import mount_page
 from pesto_serve.payloads import parse_json, to_json_bytes
 from pesto_serve.service import Service
+from pesto_serve.webhooks import HEADER as WEBHOOK_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,18 @@ def make_app(service: Service) -> Observed:
 
     @app.post(f"{API}/process")
     def process():
-        body = read_json_body(request.environ, max_body)
         if service.jobs is None:
-            return _json(service.process_now(body))
-        job = service.submit_job(body)
-        document = _job_document(job, _base_url())
-        response.status = 202
-        response.set_header("Location", document["link"])
+            return _json(service.process_now(read_json_body(request.environ, max_body)))
+        job, created = service.submit_job(
+            read_body(request.environ, max_body),
+            correlation_id=request.environ.get(CORRELATION_ENVIRON),
+            webhook=request.get_header(WEBHOOK_HEADER),
+            idempotency_key=request.get_header("Idempotency-Key"),
+            base_url=_base_url(),
+        )
+        document = job_document(job, _base_url())
+        response.status = 202 if created else 200
+        response.set_header("Location", document["_links"]["status"]["href"])
         return _json(document)
 
     if service.jobs is not None:
@@ -85,75 +90,56 @@ def make_app(service: Service) -> Observed:
 
 
 def _job_routes(app: bottle.Bottle, service: Service) -> None:
-    jobs = service.jobs
-
-    def find(job_id: str) -> Job:
-        job = jobs.get(job_id)
-        if job is None:
-            raise ServiceError(404, f"no job {job_id!r} (it never existed or was deleted)")
-        return job
-
-    def finished(job_id: str) -> Job:
-        job = find(job_id)
-        if job.status != DONE:
-            reason = f"it failed: {job.error}" if job.error else "retry once its status is DONE"
-            raise ServiceError(409, f"job {job_id} is {job.status}, it has no results; {reason}")
-        return job
-
-    def stored(job: Job, key: str) -> StoredResult | list[StoredResult]:
-        if key not in job.results:
-            known = ", ".join(job.results) or "none"
-            raise ServiceError(404, f"job {job.id} has no result {key!r}; its results: {known}", key)
-        return job.results[key]
+    """The job routes: each one call into the `Service`, which holds the rules."""
 
     @app.get(f"{API}/jobs")
     def job_list():
         base = _base_url()
-        return _json(
-            {job.id: {"link": _status_url(base, job.id), "status": job.status} for job in jobs.all()}
-        )
+        page = service.job_page(request.query.get("limit"), request.query.get("cursor"))
+        if page.next_cursor is not None:
+            limit = len(page.jobs) or 1
+            response.set_header("Link", f'<{base}{API}/jobs?limit={limit}'
+                                f'&cursor={page.next_cursor}>; rel="next"')
+        return _json({job.id: {"link": status_url(base, job.id), "status": job.status}
+                      for job in page.jobs})
 
     @app.get(f"{API}/jobs/<job_id>/status")
     def job_status(job_id):
-        return _json(_job_document(find(job_id), _base_url()))
+        return _json(job_document(service.job(job_id), _base_url()))
 
     @app.get(f"{API}/jobs/<job_id>/results")
     def job_results(job_id):
-        job = finished(job_id)
-        return _json(_result_urls(job, _base_url()))
+        return _json(result_urls(service.finished_job(job_id), _base_url()))
 
     @app.get(f"{API}/jobs/<job_id>/results/<key>")
     def job_result(job_id, key):
-        job = finished(job_id)
-        result = stored(job, key)
+        job, result = service.job_result(job_id, key)
         if isinstance(result, list):
-            return _json(_result_urls(job, _base_url())[key])
-        return _document(jobs, job, result)
+            return _json(result_urls(job, _base_url())[key])
+        return _document(result)
 
     @app.get(f"{API}/jobs/<job_id>/results/<key>/<index:int>")
     def job_result_item(job_id, key, index):
-        job = finished(job_id)
-        result = stored(job, key)
-        if not isinstance(result, list) or not 0 <= index < len(result):
-            count = len(result) if isinstance(result, list) else "no"
-            raise ServiceError(404, f"result {key!r} of job {job_id} has {count} items; no item {index}", key)
-        return _document(jobs, job, result[index])
+        return _document(service.job_result(job_id, key, index)[1])
 
     @app.delete(f"{API}/jobs/<job_id>")
     def job_delete(job_id):
-        service.delete_job(find(job_id))
-        return _json({"jobId": job_id, "deleted": True})
+        job, deleted = service.delete_job(job_id)
+        if deleted:
+            return _json({"jobId": job_id, "deleted": True})
+        if not job.is_finished:
+            response.status = 202  # running: it ends CANCELLED at its next progress report
+        return _json(job_document(job, _base_url()))
 
     @app.delete(f"{API}/jobs/<job_id>/results/<key>")
     def job_result_delete(job_id, key):
-        job = finished(job_id)
-        stored(job, key)
-        jobs.delete_result(job, key)
+        service.delete_job_result(job_id, key)
         return _json({"jobId": job_id, "deleted": key})
 
 
-def read_json_body(environ: dict, max_bytes: int) -> Any:
-    """The request body as JSON, refused (413) by its Content-Length before it is read."""
+def read_body(environ: dict, max_bytes: int) -> bytes:
+    """The request body, checked to be JSON by its media type and refused (413) by its
+    Content-Length before it is read."""
     media_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if media_type and media_type != JSON and not media_type.endswith("+json"):
         raise ServiceError(
@@ -172,7 +158,12 @@ def read_json_body(environ: dict, max_bytes: int) -> Any:
     body = environ["wsgi.input"].read(length) if length else b""
     if not body:
         raise ServiceError(400, "the body is empty; send the inputs as a JSON object")
-    return parse_json(body)
+    return body
+
+
+def read_json_body(environ: dict, max_bytes: int) -> Any:
+    """The request body as JSON (see `read_body`)."""
+    return parse_json(read_body(environ, max_bytes))
 
 
 def _errors_as_json(callback: Callable) -> Callable:
@@ -218,8 +209,7 @@ def _json(value: Any) -> bytes:
     return to_json_bytes(value)
 
 
-def _document(jobs, job: Job, stored: StoredResult) -> bytes:
-    result = jobs.read(job, stored)
+def _document(result) -> bytes:
     response.content_type = result.media_type
     return result.content
 
@@ -227,29 +217,3 @@ def _document(jobs, job: Job, stored: StoredResult) -> bytes:
 def _base_url() -> str:
     parts = request.urlparts
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _status_url(base: str, job_id: str) -> str:
-    return f"{base}{API}/jobs/{job_id}/status"
-
-
-def _job_document(job: Job, base: str) -> dict:
-    """A job's state with its links; `link` is what the original's clients read."""
-    status_url = _status_url(base, job.id)
-    results_url = f"{base}{API}/jobs/{job.id}/results"
-    return {
-        "jobId": job.id,
-        "status": job.status,
-        "error": job.error,
-        "link": results_url if job.status == DONE else status_url,
-        "_links": {"status": {"href": status_url}, "results": {"href": results_url}},
-    }
-
-
-def _result_urls(job: Job, base: str) -> dict:
-    prefix = f"{base}{API}/jobs/{job.id}/results"
-    urls = {}
-    for key, result in job.results.items():
-        url = f"{prefix}/{quote(key, safe='')}"
-        urls[key] = [f"{url}/{i}" for i in range(len(result))] if isinstance(result, list) else url
-    return urls

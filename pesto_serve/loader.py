@@ -4,13 +4,15 @@ Users write `Process` two ways: static methods (the tutorial) or instance method
 original's template). One instance serves both: calling a static method through an instance
 works. `process()` takes either the project's `Input` dataclass (from
 `algorithm/input_output.py`) or one keyword argument per input property, as in the original.
+A `process()` with a parameter named `progress` (not an input property) is also handed a
+callable, `progress(percent)`, that reports how far it is (see docs/jobs.md).
 """
 
 import dataclasses
 import importlib
 import inspect
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 from pesto_pack.errors import ProjectError
 from pesto_pack.project import PACKAGE
 
+PROGRESS = "progress"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class LoadedProcess:
     missing_as_none: tuple[str, ...]
     """Input properties that `process()` or `Input` has no default for: None when not sent."""
     thread_safe: bool
+    takes_progress: bool = False
+    """`process()` has a `progress` parameter: it is handed a progress callback."""
 
     @property
     def has_on_start(self) -> bool:
@@ -39,13 +44,14 @@ class LoadedProcess:
         if self.has_on_start:
             self.instance.on_start()
 
-    def process(self, values: dict[str, Any]) -> Any:
+    def process(self, values: dict[str, Any], progress: Callable[[float], None] | None = None) -> Any:
         """Call `process()` with the decoded inputs; what it returns, unchanged."""
         if self.missing_as_none:
             values = {**dict.fromkeys(self.missing_as_none), **values}
+        extra = {PROGRESS: progress or _no_progress} if self.takes_progress else {}
         if self.input_class is not None:
-            return self.instance.process(self.input_class(**values))
-        return self.instance.process(**values)
+            return self.instance.process(self.input_class(**values), **extra)
+        return self.instance.process(**values, **extra)
 
 
 def load_process(project_dir: Path, input_properties: Iterable[str]) -> LoadedProcess:
@@ -69,6 +75,9 @@ def load_process(project_dir: Path, input_properties: Iterable[str]) -> LoadedPr
     io_module = _import(f"{PACKAGE}.input_output", project_dir, required=False)
     input_class = getattr(io_module, "Input", None) if io_module else None
     properties = tuple(input_properties)
+    takes_progress = PROGRESS not in properties and PROGRESS in inspect.signature(
+        instance.process
+    ).parameters
     if input_class is not None and _takes_input_object(instance.process, properties):
         defaults = _dataclass_defaults(input_class, properties, project_dir)
     else:
@@ -79,7 +88,12 @@ def load_process(project_dir: Path, input_properties: Iterable[str]) -> LoadedPr
         input_class=input_class,
         missing_as_none=tuple(name for name in properties if name not in defaults),
         thread_safe=getattr(process_class, "thread_safe", False) is True,
+        takes_progress=takes_progress,
     )
+
+
+def _no_progress(percent: float) -> None:
+    """The progress callback where nobody reads progress (a stateless request)."""
 
 
 def _import_path_first(project_dir: Path) -> None:
@@ -117,6 +131,7 @@ def _takes_input_object(method, properties: tuple[str, ...]) -> bool:
     parameters = [
         p for p in inspect.signature(method).parameters.values()
         if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and not (p.name == PROGRESS and PROGRESS not in properties)
     ]
     return len(parameters) == 1 and parameters[0].name not in properties
 

@@ -40,8 +40,13 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return self._timestamp(record.created)
 
-    def access_line(self, created: float, method: str, path: str, status: int, ms: float) -> str:
+    def access_line(
+        self, created: float, method: str, path: str, status: int, ms: float,
+        correlation_id: str | None = None,
+    ) -> str:
         message = ACCESS_MESSAGE % (method, path, status, ms)
+        if correlation_id is not None:
+            message = f"{message} correlation_id={correlation_id}"
         return f"{self._timestamp(created)} INFO {ACCESS_LOGGER}: {message}"
 
     def _timestamp(self, created: float) -> str:
@@ -62,10 +67,15 @@ class JsonFormatter(logging.Formatter):
             document["traceback"] = self.formatException(record.exc_info)
         return json.dumps(document, default=str)
 
-    def access_line(self, created: float, method: str, path: str, status: int, ms: float) -> str:
+    def access_line(
+        self, created: float, method: str, path: str, status: int, ms: float,
+        correlation_id: str | None = None,
+    ) -> str:
         message = ACCESS_MESSAGE % (method, path, status, ms)
         document = self._document(created, "INFO", ACCESS_LOGGER, message)
         document.update(method=method, path=path, status=status, duration_ms=round(ms, 2))
+        if correlation_id is not None:
+            document["correlation_id"] = correlation_id
         return json.dumps(document)
 
     @staticmethod
@@ -135,17 +145,24 @@ class BatchingHandler(logging.Handler):
             self.flush()
 
 
-def log_access(method: str, path: str, status: int, duration_ms: float) -> None:
-    """The access line of one request: queued as a tuple when only our handler would see it."""
+def log_access(
+    method: str, path: str, status: int, duration_ms: float, correlation_id: str | None = None
+) -> None:
+    """The access line of one request: queued as a tuple when only our handler would see it.
+
+    `correlation_id`: the request's X-Correlation-ID, when it sent one.
+    """
     handler = _sole_handler()
     if handler is not None:
-        handler.emit((time.time(), method, path, status, duration_ms))
+        handler.emit((time.time(), method, path, status, duration_ms, correlation_id))
     else:
-        access_log.info(
-            ACCESS_MESSAGE, method, path, status, duration_ms,
-            extra={"method": method, "path": path, "status": status,
-                   "duration_ms": round(duration_ms, 2)},
-        )
+        extra = {"method": method, "path": path, "status": status,
+                 "duration_ms": round(duration_ms, 2)}
+        if correlation_id is None:
+            access_log.info(ACCESS_MESSAGE, method, path, status, duration_ms, extra=extra)
+        else:
+            access_log.info(ACCESS_MESSAGE + " correlation_id=%s", method, path, status,
+                            duration_ms, correlation_id, extra={**extra, "correlation_id": correlation_id})
 
 
 def _sole_handler() -> BatchingHandler | None:

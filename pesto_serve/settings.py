@@ -30,6 +30,23 @@ class Settings:
     max_image_pixels: int = DecodeSettings.max_image_pixels
     jobs_dir: Path | None = None
     """Where stateful jobs live; None: a temporary folder (jobs do not survive a restart)."""
+    jobs_url: str | None = None
+    """`file:///folder` (the same as jobs_dir) or `redis://[:password@]host:port/db`
+    (`rediss://` for TLS): the job store that replicas share. See docs/jobs.md."""
+    jobs_retention: float = 86400.0
+    """Seconds a finished job and its results are kept."""
+    jobs_visibility_timeout: float = 30.0
+    """Seconds without a heartbeat after which a running job's replica counts as dead and
+    another one runs the job again."""
+    jobs_max_attempts: int = 3
+    """Runs of one job (a first run and reruns after its replica died) before it ends ERROR."""
+    webhook_allowlist: tuple[str, ...] = ()
+    """URL prefixes a job's webhook may call; empty: webhooks are refused."""
+    webhook_secret: str | None = None
+    """The Standard Webhooks signing secret (`whsec_` + base64)."""
+    webhook_max_attempts: int = 8
+    webhook_backoff: float = 2.0
+    """Seconds before the first retry of a failed delivery; doubled at each retry (10 min cap)."""
     process_timeout: float = 0.0
     """Seconds a request waits for its answer once admitted (queue and processing); 0: no limit."""
     log_format: str = "text"
@@ -56,6 +73,20 @@ class Settings:
                 "PESTO_MAX_IMAGE_PIXELS", defaults.max_image_pixels, minimum=1
             ),
             jobs_dir=env.path("PESTO_JOBS_DIR", None),
+            jobs_url=env.jobs_url("PESTO_JOBS_URL"),
+            jobs_retention=env.seconds("PESTO_JOBS_RETENTION", defaults.jobs_retention),
+            jobs_visibility_timeout=env.seconds(
+                "PESTO_JOBS_VISIBILITY_TIMEOUT", defaults.jobs_visibility_timeout
+            ),
+            jobs_max_attempts=env.integer(
+                "PESTO_JOBS_MAX_ATTEMPTS", defaults.jobs_max_attempts, minimum=1
+            ),
+            webhook_allowlist=env.prefixes("PESTO_WEBHOOK_ALLOWLIST"),
+            webhook_secret=env.text("PESTO_WEBHOOK_SECRET", "") or None,
+            webhook_max_attempts=env.integer(
+                "PESTO_WEBHOOK_MAX_ATTEMPTS", defaults.webhook_max_attempts, minimum=1
+            ),
+            webhook_backoff=env.seconds("PESTO_WEBHOOK_BACKOFF", defaults.webhook_backoff),
             process_timeout=env.seconds("PESTO_PROCESS_TIMEOUT", defaults.process_timeout),
             log_format=env.choice("PESTO_LOG_FORMAT", defaults.log_format, ("text", "json")),
             grace_period=env.seconds("PESTO_GRACE_PERIOD", defaults.grace_period),
@@ -66,11 +97,21 @@ class Settings:
     def decode_settings(self) -> DecodeSettings:
         return DecodeSettings(uri_allowlist=self.uri_allowlist, max_image_pixels=self.max_image_pixels)
 
+    @property
+    def jobs_store_url(self) -> str:
+        """The job store's URL: PESTO_JOBS_URL, else the folder of PESTO_JOBS_DIR (or a
+        temporary one) as a `file://` URL."""
+        if self.jobs_url and not self.jobs_url.startswith("file:"):
+            return self.jobs_url
+        return "file://" + str(self.jobs_dir or "")
+
     def jobs_folder(self) -> Path:
         """The jobs folder, made if needed and checked writable (a fresh temporary one when none
         is configured): a volume mounted read-only or owned by another user fails at start, not
         at the first job."""
-        folder = self.jobs_dir or Path(tempfile.mkdtemp(prefix="pesto-jobs-"))
+        folder = self.jobs_dir or _file_url_path(self.jobs_url) or Path(
+            tempfile.mkdtemp(prefix="pesto-jobs-")
+        )
         try:
             folder.mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=folder).close()
@@ -84,6 +125,13 @@ class Settings:
 
 _SWITCH = ("1", "true", "yes", "on", "0", "false", "no", "off")
 """The values of an on/off setting: the first four turn it on."""
+
+
+def _file_url_path(url: str | None) -> Path | None:
+    return Path(url.removeprefix("file://")) if url and url.startswith("file://") else None
+
+
+JOBS_URL_SCHEMES = ("file://", "redis://", "rediss://", "unix://")
 
 
 class _Env:
@@ -132,6 +180,17 @@ class _Env:
         raw = (self._raw(name) or default).lower()
         if raw not in choices:
             raise PestoError(f"{name}={raw!r} is not valid: set it to one of {', '.join(choices)}")
+        return raw
+
+    def jobs_url(self, name: str) -> str | None:
+        raw = self._raw(name)
+        if raw is None:
+            return None
+        if not raw.startswith(JOBS_URL_SCHEMES) or raw in JOBS_URL_SCHEMES:
+            raise PestoError(
+                f"{name}={raw!r} is not valid: set it to file:///a/folder (one replica) or "
+                "redis://[:password@]host:6379/0 (rediss:// for TLS), or leave it unset"
+            )
         return raw
 
     def prefixes(self, name: str) -> tuple[str, ...]:

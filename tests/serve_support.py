@@ -25,9 +25,12 @@ def served(
     folder = project if isinstance(project, Path) else PROJECTS / project
     with project_on_host(folder, profiles, replace(Settings(), **settings)) as (loaded, merged):
         service = Service(loaded.api, merged)
-        if start:
-            service.start()
-        yield webtest.TestApp(make_app(service)), service
+        try:
+            if start:
+                service.start()
+            yield webtest.TestApp(make_app(service)), service
+        finally:
+            service.close()
 
 
 def copy_project(name: str, destination: Path) -> Path:

@@ -1,5 +1,7 @@
-"""Stateful mode: jobs answered at once, polled, their results fetched, kept across restarts."""
+"""Stateful mode, on both job backends (a folder, and a real Redis): jobs answered at once,
+polled, cancelled, paginated, their results fetched; the folder's jobs kept across restarts."""
 
+import hashlib
 import io
 import json
 import re
@@ -10,17 +12,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pesto_serve.jobs import ERROR, INTERRUPTED, PENDING, RUNNING, JobStore
+from pesto_serve.jobs import CANCELLED, DONE, ERROR, PENDING, RUNNING, Submission
+from pesto_serve.jobs.folder import FolderJobs
 from serve_support import error_of, served
-from images_support import RGB_CHANNELS_FIRST as RGB
-from images_support import png_base64
+from test_serve_process import RGB, png_base64
+
+BACKENDS = ("folder", "redis")
 
 
 def path_of(url: str) -> str:
     return urlsplit(url).path
 
 
-def wait_for(app, job_id: str, states=("DONE", "ERROR"), timeout: float = 10.0) -> dict:
+def wait_for(app, job_id: str, states=(DONE, ERROR, CANCELLED), timeout: float = 10.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         status = app.get(f"/api/v1/jobs/{job_id}/status").json
@@ -30,16 +34,37 @@ def wait_for(app, job_id: str, states=("DONE", "ERROR"), timeout: float = 10.0) 
         time.sleep(0.01)
 
 
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path) -> dict:
+    """The settings that choose one job backend."""
+    if request.param == "redis":
+        return {"jobs_url": request.getfixturevalue("redis_url")}
+    return {"jobs_dir": tmp_path / "jobs"}
+
+
 @pytest.fixture
-def template(tmp_path):
-    with served("template", ("stateful",), jobs_dir=tmp_path / "jobs") as served_app:
+def template(store):
+    with served("template", ("stateful",), **store) as served_app:
         yield served_app
 
 
 @pytest.fixture
-def faulty(tmp_path):
-    with served("faulty", ("stateful",), jobs_dir=tmp_path / "jobs") as served_app:
+def faulty(store):
+    with served("faulty", ("stateful",), **store) as served_app:
         yield served_app
+
+
+@pytest.fixture
+def jobs(store, tmp_path, monkeypatch):
+    """The `jobs` fixture project (progress, call counting), one slot."""
+    monkeypatch.setenv("JOBS_CALLS_FILE", str(tmp_path / "calls"))
+    with served("jobs", slots=1, **store) as served_app:
+        yield served_app
+
+
+def calls(tmp_path) -> list[str]:
+    path = tmp_path / "calls"
+    return path.read_text().split() if path.exists() else []
 
 
 def test_process_answers_at_once_with_the_job_and_its_links(template):
@@ -51,7 +76,7 @@ def test_process_answers_at_once_with_the_job_and_its_links(template):
     job = response.json
     status_url = f"http://jobs.example:7000/api/v1/jobs/{job['jobId']}/status"
     assert response.headers["Location"] == status_url
-    assert job["status"] == PENDING and job["error"] is None
+    assert job["status"] in (PENDING, RUNNING, DONE) and job["error"] is None
     assert job["link"] == status_url  # what the original's clients read
     assert job["_links"] == {
         "status": {"href": status_url},
@@ -71,7 +96,7 @@ def test_a_done_job_answers_each_result_with_its_media_type(template):
     body = {"image": png_base64(RGB), "string_parameter": "abc"}
     job_id = app.post_json("/api/v1/process", body).json["jobId"]
     status = wait_for(app, job_id)
-    assert status["status"] == "DONE" and status["error"] is None
+    assert status["status"] == DONE and status["error"] is None and status["progress"] == 100
     assert path_of(status["link"]) == f"/api/v1/jobs/{job_id}/results"
     results = app.get(f"/api/v1/jobs/{job_id}/results").json
     assert set(results) == {
@@ -100,7 +125,7 @@ def test_the_job_list_links_every_job_to_its_status(template):
     job_id = app.post_json("/api/v1/process", {"image": png_base64(RGB)}).json["jobId"]
     listed = app.get("/api/v1/jobs").json
     assert path_of(listed[job_id]["link"]) == f"/api/v1/jobs/{job_id}/status"
-    assert listed[job_id]["status"] in ("PENDING", "RUNNING", "DONE")
+    assert listed[job_id]["status"] in (PENDING, RUNNING, DONE)
 
 
 def test_an_invalid_request_is_refused_at_once_without_a_job(template):
@@ -128,7 +153,7 @@ def test_an_answer_breaking_the_output_schema_makes_an_error_job(faulty):
 
 def test_results_are_409_until_the_job_is_done(faulty):
     app, _ = faulty
-    job_id = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 2}).json["jobId"]
+    job_id = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 1}).json["jobId"]
     error = error_of(app.get(f"/api/v1/jobs/{job_id}/results", status=409))
     assert re.search(r"is (PENDING|RUNNING)", error["message"])
     error_of(app.get(f"/api/v1/jobs/{job_id}/results/result", status=409))
@@ -137,11 +162,13 @@ def test_results_are_409_until_the_job_is_done(faulty):
 
 
 @pytest.mark.parametrize("route", ["status", "results", "results/image"])
-def test_an_unknown_job_is_404(template, route):
+def test_an_unknown_job_is_404_and_a_malformed_id_400(template, route):
     app, _ = template
     error = error_of(app.get(f"/api/v1/jobs/{'x' * 22}/{route}", status=404))
     assert "no job" in error["message"]
     error_of(app.get(f"/api/v1/jobs/..%2F..%2Fetc/{route}", status=404))
+    error = error_of(app.get(f"/api/v1/jobs/not*an*id/{route}", status=400))
+    assert error["field"] == "job_id" and "is not a job id" in error["message"]
 
 
 def test_an_unknown_result_key_or_index_is_404(template):
@@ -154,13 +181,16 @@ def test_an_unknown_result_key_or_index_is_404(template):
     error_of(app.get(f"/api/v1/jobs/{job_id}/results/image/0", status=404))
 
 
-def test_delete_removes_a_job_and_its_files(template, tmp_path):
+def test_delete_removes_a_finished_job_and_its_results(template, store):
     app, _ = template
     job_id = app.post_json("/api/v1/process", {"image": png_base64(RGB)}).json["jobId"]
     wait_for(app, job_id)
-    assert (tmp_path / "jobs" / job_id).is_dir()
+    folder = store.get("jobs_dir")
+    if folder:
+        assert (folder / job_id).is_dir()
     assert app.delete(f"/api/v1/jobs/{job_id}").json == {"jobId": job_id, "deleted": True}
-    assert not (tmp_path / "jobs" / job_id).exists()
+    if folder:
+        assert not (folder / job_id).exists()
     error_of(app.get(f"/api/v1/jobs/{job_id}/status", status=404))
     error_of(app.delete(f"/api/v1/jobs/{job_id}", status=404))
 
@@ -172,47 +202,207 @@ def test_delete_removes_one_result(template):
     app.delete(f"/api/v1/jobs/{job_id}/results/image_list")
     assert "image_list" not in app.get(f"/api/v1/jobs/{job_id}/results").json
     error_of(app.get(f"/api/v1/jobs/{job_id}/results/image_list/0", status=404))
+    assert app.get(f"/api/v1/jobs/{job_id}/results/string_output").status_int == 200
 
 
-def test_a_running_job_cannot_be_deleted_but_a_waiting_one_is_cancelled(tmp_path):
-    with served("faulty", ("stateful",), jobs_dir=tmp_path / "jobs", slots=1) as (app, service):
-        running = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 2}).json["jobId"]
-        waiting = app.post_json("/api/v1/process", {"mode": "ok"}).json["jobId"]
-        wait_for(app, running, states=(RUNNING,))
-        assert "is running" in error_of(app.delete(f"/api/v1/jobs/{running}", status=409))["message"]
-        app.delete(f"/api/v1/jobs/{waiting}")
-        assert wait_for(app, running)["status"] == "DONE"
-        assert service.jobs.get(waiting) is None
+def test_a_waiting_job_cancelled_never_runs(jobs, tmp_path):
+    app, _ = jobs
+    running = app.post_json("/api/v1/process", {"tag": "first", "seconds": 0.6}).json["jobId"]
+    waiting = app.post_json("/api/v1/process", {"tag": "second"}).json["jobId"]
+    wait_for(app, running, states=(RUNNING,))
+    answer = app.delete(f"/api/v1/jobs/{waiting}", status=200).json
+    assert answer["status"] == CANCELLED and "before it ran" in answer["error"]
+    assert wait_for(app, running)["status"] == DONE
+    time.sleep(0.2)
+    assert calls(tmp_path) == ["first"]
+    assert app.get(f"/api/v1/jobs/{waiting}/status").json["status"] == CANCELLED
+    error_of(app.get(f"/api/v1/jobs/{waiting}/results", status=409))
+    assert app.delete(f"/api/v1/jobs/{waiting}").json == {"jobId": waiting, "deleted": True}
 
 
-def test_a_restarted_service_answers_for_finished_jobs_and_marks_interrupted_ones(tmp_path):
+def test_a_running_job_cancelled_stops_at_its_next_progress_report(jobs):
+    app, _ = jobs
+    job_id = app.post_json("/api/v1/process", {"tag": "long", "seconds": 20, "steps": 100}).json["jobId"]
+    deadline = time.monotonic() + 10
+    while not (app.get(f"/api/v1/jobs/{job_id}/status").json["progress"] or 0) > 0:
+        assert time.monotonic() < deadline, "no progress reported"
+        time.sleep(0.05)
+    started = time.monotonic()
+    answer = app.delete(f"/api/v1/jobs/{job_id}", status=202).json
+    assert answer["status"] == RUNNING and answer["cancelRequested"] is True
+    status = wait_for(app, job_id, timeout=5)
+    assert status["status"] == CANCELLED and 0 < status["progress"] < 100
+    assert time.monotonic() - started < 2  # at the next report (every 0.2 s), not after 20 s
+
+
+def test_a_running_job_without_progress_reports_is_cancelled_when_it_returns(faulty):
+    app, _ = faulty
+    job_id = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 0.5}).json["jobId"]
+    wait_for(app, job_id, states=(RUNNING,))
+    app.delete(f"/api/v1/jobs/{job_id}", status=202)
+    status = wait_for(app, job_id)
+    assert status["status"] == CANCELLED and "result, if any, was discarded" in status["error"]
+    error_of(app.get(f"/api/v1/jobs/{job_id}/results", status=409))
+
+
+def test_progress_goes_from_0_to_100(jobs):
+    app, _ = jobs
+    job_id = app.post_json("/api/v1/process", {"tag": "p", "seconds": 1.0, "steps": 10}).json["jobId"]
+    seen = set()
+    while (status := app.get(f"/api/v1/jobs/{job_id}/status").json)["status"] != DONE:
+        seen.add(status["progress"])
+        time.sleep(0.05)
+    assert status["progress"] == 100
+    assert any(value is not None and 0 < value < 100 for value in seen), seen
+
+
+def test_the_job_list_is_paginated_by_limit_and_cursor(jobs):
+    app, _ = jobs
+    ids = [app.post_json("/api/v1/process", {"tag": f"t{n}"}).json["jobId"] for n in range(5)]
+    first = app.get("/api/v1/jobs?limit=2")
+    assert list(first.json) == ids[:2]
+    next_url = re.fullmatch(r'<(.+)>; rel="next"', first.headers["Link"]).group(1)
+    second = app.get(path_of(next_url) + "?" + urlsplit(next_url).query)
+    assert list(second.json) == ids[2:4]
+    last = app.get(f"/api/v1/jobs?limit=2&cursor={ids[3]}")
+    assert list(last.json) == ids[4:] and "Link" not in last.headers
+    assert list(app.get("/api/v1/jobs").json) == ids
+
+
+@pytest.mark.parametrize("query, field, words", [
+    ("cursor=" + "u" * 22, "cursor", "names no job"),
+    ("cursor=no*id", "cursor", "is not a job id"),
+    ("limit=0", "limit", "from 1 to 1000"),
+    ("limit=many", "limit", "from 1 to 1000"),
+])
+def test_a_bad_page_request_is_400_naming_the_parameter(jobs, query, field, words):
+    app, _ = jobs
+    app.post_json("/api/v1/process", {"tag": "a"})
+    error = error_of(app.get(f"/api/v1/jobs?{query}", status=400))
+    assert error["field"] == field and words in error["message"]
+
+
+def test_an_idempotency_key_answers_the_same_job(jobs, tmp_path):
+    app, _ = jobs
+    headers = {"Idempotency-Key": "order-42"}
+    first = app.post_json("/api/v1/process", {"tag": "once"}, headers=headers, status=202).json
+    again = app.post_json("/api/v1/process", {"tag": "once"}, headers=headers, status=200).json
+    assert again["jobId"] == first["jobId"]
+    wait_for(app, first["jobId"])
+    assert app.post_json("/api/v1/process", {"tag": "once"}, headers=headers, status=200).json[
+        "jobId"] == first["jobId"]
+    assert calls(tmp_path) == ["once"]
+    error = error_of(app.post_json("/api/v1/process", {"tag": "other"}, headers=headers, status=422))
+    assert error["field"] == "Idempotency-Key" and "another body" in error["message"]
+    error = error_of(app.post_json("/api/v1/process", {"tag": "x"},
+                                   headers={"Idempotency-Key": "k" * 256}, status=400))
+    assert error["field"] == "Idempotency-Key" and "1 to 255" in error["message"]
+    assert len(app.get("/api/v1/jobs").json) == 1
+
+
+def test_the_correlation_id_is_echoed_and_kept_in_the_job(jobs):
+    app, _ = jobs
+    headers = {"X-Correlation-ID": "req-7f3a"}
+    response = app.post_json("/api/v1/process", {"tag": "c"}, headers=headers)
+    assert response.headers["X-Correlation-ID"] == "req-7f3a"
+    assert response.json["correlationId"] == "req-7f3a"
+    status = app.get(f"/api/v1/jobs/{response.json['jobId']}/status", headers={"X-Correlation-ID": "poll-1"})
+    assert status.headers["X-Correlation-ID"] == "poll-1" and status.json["correlationId"] == "req-7f3a"
+    assert "X-Correlation-ID" not in app.get("/api/v1/health").headers
+    error = error_of(app.get("/api/v1/health", headers={"X-Correlation-ID": "x" * 201}, status=400))
+    assert error["field"] == "X-Correlation-ID"
+
+
+def test_a_webhook_is_refused_unless_allowed(store, tmp_path):
+    with served("jobs", **store) as (app, _):
+        error = error_of(app.post_json("/api/v1/process", {"tag": "w"}, status=400,
+                                       headers={"X-Webhook-URL": "http://127.0.0.1:9/hook"}))
+        assert error["field"] == "X-Webhook-URL" and "PESTO_WEBHOOK_ALLOWLIST" in error["message"]
+    allowed = {"webhook_allowlist": ("http://127.0.0.1:9/hooks/",), "webhook_secret": "whsec_" + "A" * 32}
+    with served("jobs", **store, **allowed) as (app, _):
+        for url in ("http://127.0.0.1:9/other", "http://127.0.0.1:9/hooks/../admin",
+                    "file:///etc/passwd", "http://127.0.0.2:9/hooks/x"):
+            error = error_of(app.post_json("/api/v1/process", {"tag": "w"}, status=400,
+                                           headers={"X-Webhook-URL": url}))
+            assert error["field"] == "X-Webhook-URL", url
+        job = app.post_json("/api/v1/process", {"tag": "w"}, status=202,
+                            headers={"X-Webhook-URL": "http://127.0.0.1:9/hooks/a"}).json
+        assert job["webhook"]["url"] == "http://127.0.0.1:9/hooks/a"
+        assert app.get("/api/v1/jobs").json.keys() == {job["jobId"]}
+
+
+def test_finished_jobs_expire_after_the_retention(jobs):
+    app, service = jobs
+    done = app.post_json("/api/v1/process", {"tag": "old"}).json["jobId"]
+    wait_for(app, done)
+    assert service.jobs.expire(time.time() + 10) == 0
+    assert service.jobs.expire(time.time() + service.settings.jobs_retention + 1) == 1
+    error_of(app.get(f"/api/v1/jobs/{done}/status", status=404))
+    assert app.get("/api/v1/jobs").json == {}
+
+
+def test_metrics_count_jobs_by_state(jobs):
+    app, _ = jobs
+    job_id = app.post_json("/api/v1/process", {"tag": "m", "fail": True}).json["jobId"]
+    wait_for(app, job_id)
+    text = app.get("/metrics").text
+    assert 'pesto_jobs{state="ERROR"} 1.0' in text and 'pesto_jobs{state="PENDING"} 0.0' in text
+    assert "pesto_jobs_waiting 0.0" in text
+
+
+def test_a_full_queue_refuses_a_job_without_leaving_it_behind(store):
+    with served("faulty", ("stateful",), slots=1, queue_size=0, **store) as (app, _):
+        first = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 1}).json["jobId"]
+        response = app.post_json("/api/v1/process", {"mode": "ok"}, status=503)
+        assert response.headers["Retry-After"] and "queue is full" in error_of(response)["message"]
+        assert list(app.get("/api/v1/jobs").json) == [first]
+        wait_for(app, first)
+
+
+# -- the folder backend across restarts ------------------------------------------------------
+
+def submission(body: dict) -> Submission:
+    raw = json.dumps(body).encode()
+    return Submission(body=raw, body_digest=hashlib.sha256(raw).hexdigest())
+
+
+def test_a_restarted_service_answers_for_finished_jobs_and_runs_interrupted_ones(tmp_path):
     jobs = tmp_path / "jobs"
     with served("template", ("stateful",), jobs_dir=jobs) as (app, _):
         body = {"image": png_base64(RGB), "string_parameter": "x"}
         done = app.post_json("/api/v1/process", body).json["jobId"]
         wait_for(app, done)
-    store = JobStore(jobs)
+    store = FolderJobs(jobs, retention=60, visibility_timeout=1, max_attempts=2)
     store.recover()
-    interrupted = store.create().id
+    waiting, _ = store.submit(submission({"image": png_base64(RGB), "string_parameter": "w"}), 10)
+    interrupted, _ = store.submit(submission({"image": png_base64(RGB), "string_parameter": "i"}), 10)
+    assert store.claim(0.1).job.id == waiting.id and store.claim(0.1).job.id == interrupted.id
+    # the process dies here: both are RUNNING on disk, one attempt each
     with served("template", ("stateful",), jobs_dir=jobs) as (app, _):
-        assert app.get(f"/api/v1/jobs/{done}/status").json["status"] == "DONE"
+        assert app.get(f"/api/v1/jobs/{done}/status").json["status"] == DONE
         results = app.get(f"/api/v1/jobs/{done}/results").json
         assert app.get(path_of(results["string_output"])).text == "X"
-        status = app.get(f"/api/v1/jobs/{interrupted}/status").json
-        assert (status["status"], status["error"]) == (ERROR, INTERRUPTED)
+        for job_id, text in ((waiting.id, "W"), (interrupted.id, "I")):
+            status = wait_for(app, job_id)
+            assert (status["status"], status["attempts"]) == (DONE, 2)
+            assert app.get(f"/api/v1/jobs/{job_id}/results/string_output").text == text
+
+
+def test_a_job_interrupted_as_often_as_allowed_ends_error_naming_why(tmp_path):
+    store = FolderJobs(tmp_path, retention=60, visibility_timeout=1, max_attempts=1)
+    job, _ = store.submit(submission({"tag": "x"}), 10)
+    assert store.claim(0.1).job.attempts == 1
+    again = FolderJobs(tmp_path, retention=60, visibility_timeout=1, max_attempts=1)
+    assert again.recover() == 0
+    failed = again.get(job.id)
+    assert failed.status == ERROR and "started 1 time(s) and never finished" in failed.error
+    assert not (tmp_path / job.id / "input.json").exists()
 
 
 def test_job_files_are_written_whole(tmp_path):
-    store = JobStore(tmp_path)
-    job = store.create()
+    store = FolderJobs(tmp_path, retention=60, visibility_timeout=1, max_attempts=1)
+    job, created = store.submit(submission({"tag": "x"}), 10)
+    assert created
     assert json.loads((tmp_path / job.id / "job.json").read_text())["status"] == PENDING
-    assert [p.name for p in (tmp_path / job.id).iterdir()] == ["job.json"]  # no temporary left
-
-
-def test_a_full_queue_refuses_a_job_without_leaving_it_behind(tmp_path):
-    with served("faulty", ("stateful",), jobs_dir=tmp_path / "jobs", slots=1, queue_size=0) as (app, _):
-        first = app.post_json("/api/v1/process", {"mode": "sleep", "seconds": 2}).json["jobId"]
-        response = app.post_json("/api/v1/process", {"mode": "ok"}, status=503)
-        assert response.headers["Retry-After"]
-        assert list(app.get("/api/v1/jobs").json) == [first]
-        wait_for(app, first)
+    assert json.loads((tmp_path / job.id / "input.json").read_text()) == {"tag": "x"}
+    assert sorted(p.name for p in (tmp_path / job.id).iterdir()) == ["input.json", "job.json"]

@@ -1,0 +1,38 @@
+"""Stateful jobs: one model and interface (`model`), two backends chosen by `PESTO_JOBS_URL`.
+
+`file:///path` (or `PESTO_JOBS_DIR`): `folder.FolderJobs`, one replica, no server. `redis://`
+or `rediss://`: `redis.RedisJobs`, any number of replicas on one Redis. The Redis backend (and
+the `redis` package) is imported only when the URL names it.
+"""
+
+from pesto_serve.jobs.model import (  # noqa: F401 - the package's public names
+    CANCELLED,
+    DONE,
+    ERROR,
+    FINISHED,
+    PENDING,
+    RUNNING,
+    STATES,
+    Claimed,
+    Job,
+    JobBackend,
+    JobCancelled,
+    Page,
+    StoredResult,
+    StoreUnavailable,
+    Submission,
+)
+
+
+def open_backend(url: str, *, retention: float, visibility_timeout: float, max_attempts: int,
+                 folder=None) -> JobBackend:
+    """The backend `url` names (`folder` is the checked folder of a `file://` URL)."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from pesto_serve.jobs.redis import RedisJobs
+
+        return RedisJobs(url, retention=retention, visibility_timeout=visibility_timeout,
+                         max_attempts=max_attempts)
+    from pesto_serve.jobs.folder import FolderJobs
+
+    backend = FolderJobs(folder, retention, visibility_timeout, max_attempts)
+    return backend

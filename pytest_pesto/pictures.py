@@ -13,11 +13,13 @@ import difflib
 import html
 import io
 import json
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 from pesto_pack.types.base import JSON, PayloadType, Pictures, Tolerance
+from pytest_pesto.report import display
 
 SHEET_MARGIN = 12
 SHEET_CAPTION = 22
@@ -109,12 +111,17 @@ def _textual(payload_type: PayloadType) -> bool:
 
 
 def _pretty(value: JSON) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    """Indented JSON, each array of numbers on one line (a coordinate pair, a bounding box)."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return _NUMBER_ARRAY.sub(lambda m: "[" + ", ".join(m.group(1).replace(",", " ").split()) + "]", text) + "\n"
 
 
-def html_extras(saved: list[SavedPictures], diff: str) -> list[dict]:
+_NUMBER_ARRAY = re.compile(r"\[\s*((?:-?[\d.eE+-]+,\s*)*-?[\d.eE+-]+)\s*\]")
+
+
+def html_extras(saved: list[SavedPictures], diff: str, root: Path) -> list[dict]:
     """pytest-html extras: each value's three pictures (in its media viewer), what their
-    colours mean, and the JSON diff, every text escaped."""
+    colours mean, and the JSON diff, every text escaped; paths shown relative to `root`."""
     from pytest_html import extras
 
     report = []
@@ -124,7 +131,7 @@ def html_extras(saved: list[SavedPictures], diff: str) -> list[dict]:
             report.append(extras.png(content, name=f"{each.label}: {name}"))
     notes = [
         f"<p><b>{html.escape(each.label)}</b>: {html.escape(each.pictures.legend)} "
-        f"(saved as {html.escape(str(each.sheet))})</p>"
+        f"(saved as {html.escape(str(display(each.sheet, root)))})</p>"
         for each in saved
     ]
     if diff:

@@ -60,7 +60,7 @@ def test_a_one_level_change_is_plainly_red_over_a_dim_gray_expected_image():
     assert pixel(difference, 0, 0, 8) == (60, 60, 60)  # 200 dimmed to 30 %
     assert rgb(drawn.expected).shape == difference.shape == rgb(drawn.actual).shape
     assert difference.shape[0] >= drawing.MIN_SIDE  # an 8 x 8 image is enlarged to be seen
-    assert "tolerance 0" in drawn.legend and "largest 1 circled" in drawn.legend
+    assert "tolerance 0" in drawn.legend and "the largest (1) circled" in drawn.legend
 
 
 def test_differences_within_the_tolerance_are_blue_and_the_largest_is_whitest():
@@ -283,6 +283,8 @@ def test_the_readable_diff_shows_json_changes_and_stands_in_for_images():
     assert '-    "a": 1,\n+    "a": 2,\n' in diff
     assert "AAAA" not in diff and "BBBB" not in diff
     assert readable_diff({"a": 1}, {"a": 1}, "x", "y") == ""
+    moved = readable_diff(square(1), square(1, at=2), "x", "y")
+    assert "-      [0, 0],\n" in moved and "+      [2, 2],\n" in moved  # a position, one line
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 4000)])

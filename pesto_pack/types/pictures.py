@@ -231,7 +231,8 @@ def difference_legend(tolerance: float, largest: float, shapes_differ: bool) -> 
     parts = [
         "dim gray: equal",
         f"blue: within the tolerance {tolerance:g}",
-        f"red to yellow to white: over it, small to large (log scale), the largest {largest:g} circled",
+        "red to yellow to white: over it, small to large (log scale)"
+        + (f", the largest ({largest:g}) circled" if largest > 0 else ""),
     ]
     if shapes_differ:
         parts.append("magenta stripes: in one image only")

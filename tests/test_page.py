@@ -6,33 +6,28 @@ session); tests/test_page_image.py runs the page of a real container. Screenshot
 state go to the session's `browser_artifacts` folder.
 """
 
-import base64
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from browser_support import *  # its fixtures: chromium, browser_artifacts
+import browser_support
 from browser_support import screenshot, wait_for
+from page_support import control, expected_pixels, fill, open_page, output, pixels, run_and_wait
 from pesto_pack.errors import PestoError
 from pesto_pack.types.base import ListType, PayloadType
 from pesto_serve.page import CONTENT_SECURITY_POLICY, FILES, field_kinds
 from pesto_serve.settings import Settings
-from serve_support import PROJECTS, error_of, served
+from serve_support import PROJECTS, copy_project, error_of, served
+from subprocess_support import pesto_serve, running
 
-PESTO_SERVE = Path(sys.executable).parent / "pesto-serve"
-START_SECONDS = 30.0
+chromium = browser_support.chromium  # the session's browser (a fixture)
+browser_artifacts = browser_support.browser_artifacts  # where screenshots go (a fixture)
+
 TEMPLATE = PROJECTS / "template"
 TEMPLATE_TEST = TEMPLATE / "pesto" / "tests" / "resources" / "test_1"
 MIRROR_MAX_BODY = 300_000
@@ -115,132 +110,29 @@ def test_page_answers_not_modified_to_a_browser_that_has_it():
 # -- services on the host, for the browser ------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def get(url: str) -> tuple[int, bytes]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=5) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-@contextmanager
-def pesto_serve(project: Path, log: Path, *options: str, env: dict | None = None) -> Iterator[str]:
-    """`pesto-serve PROJECT --port P OPTIONS` until the block ends; its URL once ready."""
-    port = free_port()
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(PESTO_SERVE), str(project), "--port", str(port), *options],
-            stdout=output, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while get_ready(url) != 200:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"pesto-serve {project.name} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def get_ready(url: str) -> int:
-    try:
-        return get(url + "/api/v1/ready")[0]
-    except OSError:
-        return 0
-
-
 @pytest.fixture(scope="session")
 def mirror_url(tmp_path_factory) -> Iterator[str]:
     """The mirror project (every kind of input, answered unchanged), with a small body limit."""
-    log = tmp_path_factory.mktemp("mirror") / "service.log"
-    with pesto_serve(PROJECTS / "mirror", log, env={"PESTO_MAX_BODY_BYTES": str(MIRROR_MAX_BODY)}) as url:
-        yield url
+    env = {"PESTO_MAX_BODY_BYTES": str(MIRROR_MAX_BODY)}
+    with running(pesto_serve("mirror"), tmp_path_factory.mktemp("mirror"), env=env) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
 def template_url(tmp_path_factory) -> Iterator[str]:
     """The original PESTO template's shape: images, polygons, metadata, numbers and text."""
-    with pesto_serve(TEMPLATE, tmp_path_factory.mktemp("template") / "service.log") as url:
-        yield url
+    with running(pesto_serve("template"), tmp_path_factory.mktemp("template")) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
 def stateful_url(tmp_path_factory) -> Iterator[str]:
     """The same template as a stateful service: each run is a job."""
-    with pesto_serve(TEMPLATE, tmp_path_factory.mktemp("stateful") / "service.log", "-p", "stateful") as url:
-        yield url
+    with running(pesto_serve("template", "-p", "stateful"), tmp_path_factory.mktemp("stateful")) as server:
+        yield server.url
 
 
 # -- using the page -----------------------------------------------------------------------------
-
-
-def open_page(driver, url: str) -> None:
-    driver.get(url + "/")
-    wait_for(driver, lambda d: d.find_element("id", "inputs").is_displayed(), message="the form never showed")
-
-
-def control(driver, name: str):
-    """The control of an input, found through its label (so every control must have one)."""
-    label = driver.find_element("xpath", f"//label[span[text()='{name}']]")
-    return driver.find_element("id", label.get_attribute("for"))
-
-
-def fill(driver, name: str, text: str) -> None:
-    field = control(driver, name)
-    field.clear()
-    field.send_keys(text)
-
-
-def run_and_wait(driver, what: str = "outputs") -> None:
-    driver.find_element("id", "run").click()
-    wait_for(
-        driver,
-        lambda d: d.find_element("id", what).is_displayed() or d.find_element("id", "error").is_displayed(),
-        timeout=60, message="no outputs and no error after Run",
-    )
-    if what == "outputs" and driver.find_element("id", "error").is_displayed():
-        pytest.fail(f"the page shows an error: {driver.find_element('id', 'error').text}")
-
-
-def output(driver, name: str):
-    return driver.find_element("css selector", f'[data-output="{name}"]')
-
-
-def pixels(driver, image) -> np.ndarray:
-    """The picture as the page shows it, read back through a canvas: (height, width, RGBA)."""
-    wait_for(driver, lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image),
-             message="the picture never loaded")
-    width, height, data = driver.execute_script(
-        """const image = arguments[0];
-        const canvas = document.createElement("canvas");
-        canvas.width = image.naturalWidth; canvas.height = image.naturalHeight;
-        const context = canvas.getContext("2d");
-        context.drawImage(image, 0, 0);
-        const bytes = context.getImageData(0, 0, canvas.width, canvas.height).data;
-        let text = "";
-        for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-        return [canvas.width, canvas.height, btoa(text)];""",
-        image,
-    )
-    return np.frombuffer(base64.b64decode(data), np.uint8).reshape(height, width, 4)
-
-
-def expected_pixels(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGBA"))
 
 
 def fill_template_inputs(driver) -> None:
@@ -436,3 +328,48 @@ def test_stateful_job_moves_to_done_and_its_results_appear(chromium, stateful_ur
     check_template_outputs(chromium)
     assert not chromium.find_element("id", "cancel").is_displayed()
     screenshot(chromium, browser_artifacts, "page-stateful-done")
+
+
+SLOW_PROCESS = '''import time
+
+from algorithm.input_output import Input, Output
+
+
+class Process:
+    @staticmethod
+    def process(input: Input, progress) -> Output:
+        for percent in range(100):
+            progress(percent)
+            time.sleep(0.1)
+        return Output(text=input.text, number=input.number)
+'''
+
+
+@pytest.fixture(scope="session")
+def slow_stateful_url(tmp_path_factory) -> Iterator[str]:
+    """A stateful service whose process() takes 10 s and reports its progress."""
+    folder = tmp_path_factory.mktemp("slow")
+    project = copy_project("echo", folder)
+    (project / "algorithm" / "process.py").write_text(SLOW_PROCESS)
+    with running(pesto_serve(str(project), "-p", "stateful"), folder) as server:
+        yield server.url
+
+
+def test_a_running_job_shows_its_progress_and_is_cancelled(chromium, slow_stateful_url, browser_artifacts):
+    open_page(chromium, slow_stateful_url)
+    fill(chromium, "text", "slow")
+    chromium.find_element("id", "run").click()
+    wait_for(chromium, lambda d: re.search(r"RUNNING, \d+ %", d.find_element("id", "job-status").text),
+             message="no progress shown")
+    bar = chromium.find_element("id", "job-progress")
+    assert bar.is_displayed() and 0 < float(bar.get_attribute("value")) < 1
+    assert not chromium.find_element("id", "run").is_enabled()
+    screenshot(chromium, browser_artifacts, "page-stateful-progress")
+    chromium.find_element("id", "cancel").click()
+    wait_for(chromium, lambda d: d.find_element("id", "job-status").get_attribute("data-status") == "CANCELLED",
+             message="the job never ended CANCELLED")
+    assert "CANCELLED" in chromium.find_element("id", "page-status").text
+    assert not chromium.find_element("id", "outputs").is_displayed()
+    assert not chromium.find_element("id", "cancel").is_displayed()
+    assert chromium.find_element("id", "run").is_enabled()
+    screenshot(chromium, browser_artifacts, "page-stateful-cancelled")

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import *  # its fixtures: chromium, browser_artifacts
+import browser_support
 from browser_support import screenshot, wait_for
 from build_support import BUILT_TAGS
 from pesto_pack import containers, project
 from pesto_pack.build import build
-from test_page import control, open_page, output
+from page_support import control, open_page, output
+
+chromium = browser_support.chromium  # the session's browser (a fixture)
+browser_artifacts = browser_support.browser_artifacts  # where screenshots go (a fixture)
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

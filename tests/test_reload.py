@@ -7,16 +7,23 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from browser_support import *  # its fixtures: chromium, browser_artifacts
+import browser_support
 from browser_support import screenshot, wait_for
+from page_support import open_page, output, run_and_wait
 from serve_support import copy_project
-from test_page import PESTO_SERVE, free_port, get, open_page, output, run_and_wait
+from subprocess_support import PESTO_SERVE, free_port
+
+chromium = browser_support.chromium  # the session's browser (a fixture)
+browser_artifacts = browser_support.browser_artifacts  # where screenshots go (a fixture)
 
 CHANGE_SECONDS = 30.0
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 ECHO = '''from algorithm.input_output import Input, Output
 
 
@@ -27,16 +34,21 @@ class Process:
 '''
 
 
-def post(url: str, body: dict) -> tuple[int, dict]:
-    import urllib.request
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with NO_PROXY.open(url, timeout=5) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
+
+def post(url: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(
         url + "/api/v1/process", data=json.dumps(body).encode(), method="POST",
         headers={"Content-Type": "application/json"},
     )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(request, timeout=5) as answer:
+        with NO_PROXY.open(request, timeout=5) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())

@@ -489,9 +489,11 @@
   }
 
   // -- stateful jobs -------------------------------------------------------------------------
+  // How far a job is, from 0 to 1, or null: the jobs API reports `progress` as a percentage;
+  // an object with a fraction, a percentage or done/total is read too.
   function progressFraction(document) {
     const progress = document.progress;
-    if (typeof progress === "number" && Number.isFinite(progress)) return progress > 1 ? progress / 100 : progress;
+    if (typeof progress === "number" && Number.isFinite(progress)) return progress / 100;
     if (progress && typeof progress === "object") {
       for (const key of ["fraction", "ratio"]) {
         if (typeof progress[key] === "number") return progress[key];
@@ -509,7 +511,8 @@
     const fraction = progressFraction(document);
     const percent = fraction === null ? "" : `, ${Math.round(Math.min(1, Math.max(0, fraction)) * 100)} %`;
     const message = document.progress && typeof document.progress.message === "string" ? ` (${document.progress.message})` : "";
-    byId("job-status").textContent = `Job ${state.job}: ${status}${percent}${message}`;
+    const cancelling = document.cancelRequested && !FINAL_STATES.has(status.toUpperCase()) ? ", cancel requested" : "";
+    byId("job-status").textContent = `Job ${state.job}: ${status}${percent}${message}${cancelling}`;
     byId("job-status").dataset.status = status;
     const bar = byId("job-progress");
     if (fraction !== null) {

@@ -82,6 +82,37 @@ def test_a_folder_that_passes_again_loses_its_pictures(pytester, mirror):
     assert not (folder / "actual").exists()
 
 
+def test_a_type_whose_drawing_fails_still_reports_the_mismatch_and_says_why_it_has_no_pictures(pytester, mirror):
+    failing_folder(pytester.path)
+    pytester.makeconftest(
+        """
+        from pesto_pack.types.images import ImageType
+
+        def broken(self, expected, actual, tolerance):
+            raise RuntimeError("the plugin's drawing broke")
+
+        def pytest_configure(config):
+            ImageType.draw_difference = broken
+
+        def pytest_unconfigure(config):
+            del ImageType.draw_difference
+        """
+    )
+
+    result = run(pytester, mirror, "-p", "no:html")
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "  image: largest pixel difference 1 *",
+            "pictures of the differences:",
+            "  image: no pictures (RuntimeError: the plugin's drawing broke)",
+            "  images: no pictures (RuntimeError: the plugin's drawing broke)",
+            "  shape: see */shape.sheet.png (expected | actual | difference) and shape.diff.png",
+        ]
+    )
+
+
 def test_without_pytest_html_the_plugin_reports_as_usual_and_says_nothing_more(pytester, mirror):
     failing_folder(pytester.path)
 
@@ -127,6 +158,16 @@ def test_the_html_report_carries_each_failing_pictures_and_the_json_diff(pyteste
     assert "+    &quot;label&quot;: &quot;cat&quot;," in notes
     assert "&lt;Image: see its pictures or file&gt;" in notes
     assert "blue: within the tolerance 0" in notes
+
+
+def test_under_xdist_the_workers_pictures_reach_the_controllers_report(pytester, mirror):
+    failing_folder(pytester.path)
+    report = pytester.path / "report.html"
+
+    run(pytester, mirror, "-n", "2", f"--html={report}").assert_outcomes(failed=1)
+
+    names = [e["name"] for e in extras_of(report, FAILING) if e["format_type"] == "image"]
+    assert names[:3] == ["image: expected", "image: actual", "image: difference"]
 
 
 def test_a_describe_difference_is_a_readable_diff_in_the_html_report(pytester, mirror):

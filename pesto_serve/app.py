@@ -85,7 +85,7 @@ def make_app(service: Service) -> Observed:
 
     if service.jobs is not None:
         _job_routes(app, service)
-    mount_page(app, service.payloads, service.settings.page)
+    mount_page(app, service)
     return Observed(app, service.metrics)
 
 

@@ -97,6 +97,15 @@ def test_pesto_page_0_turns_the_page_off():
         assert error_of(answer)["status"] == 404
         app.get("/page/page.js", status=404)
         assert app.get("/api/v1/describe").status_int == 200
+        assert "/" not in app.get("/api/v1/openapi.json").json["paths"]
+
+
+def test_openapi_lists_the_page_routes_when_the_page_is_on():
+    with served("echo") as (app, _):
+        paths = app.get("/api/v1/openapi.json").json["paths"]
+    assert "text/html" in paths["/"]["get"]["responses"]["200"]["content"]
+    name = paths["/page/{name}"]["get"]["parameters"][0]
+    assert set(name["schema"]["enum"]) == {"page.js", "page.css", "fields.json"}
 
 
 def test_page_answers_not_modified_to_a_browser_that_has_it():

@@ -16,11 +16,16 @@ import logging
 import zlib
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import bottle
 from bottle import request, response
 
 from pesto_pack.types.base import ListType, PayloadType
-from pesto_serve.payloads import Payloads, to_json_bytes
+from pesto_serve.payloads import to_json_bytes
+
+if TYPE_CHECKING:
+    from pesto_serve.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +48,17 @@ PRIMITIVES = ("string", "number", "integer", "boolean")
 HERE = Path(__file__).parent
 
 
-def mount_page(app: bottle.Bottle, payloads: Payloads, enabled: bool = True) -> None:
-    """Add `GET /` and `GET /page/<name>` to the app (nothing when the setting turns it off)."""
-    if not enabled:
+def mount_page(app: bottle.Bottle, service: "Service") -> None:
+    """Add `GET /` and `GET /page/<name>` to the app, and to the service's OpenAPI document
+    (nothing when PESTO_PAGE turns the page off)."""
+    if not service.settings.page:
         return
     try:
         documents = {name: _Document(_read(name), media) for name, media in FILES.items()}
     except OSError as error:  # a broken install must not stop the service itself
         log.warning("the page is off: its files are missing from pesto_serve/page (%s)", error)
         return
+    payloads = service.payloads
     fields = {"inputs": field_kinds(payloads.input_types), "outputs": field_kinds(payloads.output_types)}
     documents["fields.json"] = _Document(to_json_bytes(fields), "application/json")
 
@@ -65,6 +72,29 @@ def mount_page(app: bottle.Bottle, payloads: Payloads, enabled: bool = True) -> 
         if document is None:
             raise bottle.HTTPError(404)
         return document.answer()
+
+    service.openapi["paths"].update(openapi_paths())
+
+
+def openapi_paths() -> dict:
+    """The page's routes as OpenAPI path items: the document lists every route."""
+    error = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    files = {media.split(";")[0]: {"schema": {"type": "string"}} for name, media in FILES.items() if name != "index.html"}
+    files["application/json"] = {"schema": {"type": "object"}}
+    return {
+        "/": {"get": {
+            "summary": "The try-it page: a form made from this service's schemas (HTML)",
+            "responses": {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+        }},
+        "/page/{name}": {"get": {
+            "summary": "A file of the try-it page: its script, its style, how to show each field",
+            "parameters": [{
+                "name": "name", "in": "path", "required": True,
+                "schema": {"type": "string", "enum": [*(n for n in FILES if n != "index.html"), "fields.json"]},
+            }],
+            "responses": {"200": {"description": "the file", "content": files}, "404": error},
+        }},
+    }
 
 
 def field_kinds(types: dict[str, PayloadType]) -> dict[str, str]:

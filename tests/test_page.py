@@ -209,6 +209,45 @@ def test_every_input_gets_a_labelled_control_of_its_kind(chromium, mirror_url, b
     screenshot(chromium, browser_artifacts, "page-mirror-form")
 
 
+BOUNDED_INPUTS = {
+    "text": {"type": "string", "description": "A choice", "enum": ["preset", "other"], "default": "preset"},
+    "number": {"type": "number", "description": "A bounded number", "minimum": 0, "maximum": 10, "default": 2.5},
+    "required": ["text"],
+}
+
+
+@pytest.fixture(scope="session")
+def bounded_url(tmp_path_factory) -> Iterator[str]:
+    """The echo project with defaults, bounds and a choice in its input schema."""
+    folder = tmp_path_factory.mktemp("bounded")
+    project = copy_project("echo", folder)
+    (project / "pesto" / "api" / "input_schema.json").write_text(json.dumps(BOUNDED_INPUTS))
+    with running(pesto_serve(str(project)), folder) as server:
+        yield server.url
+
+
+def test_defaults_are_filled_and_bounds_checked_before_sending(chromium, bounded_url, browser_artifacts):
+    open_page(chromium, bounded_url)
+    choice = control(chromium, "text")
+    assert choice.tag_name == "select"
+    assert [option.text for option in choice.find_elements("tag name", "option")] == ["preset", "other"]
+    assert choice.get_attribute("value") == "preset"
+    number = control(chromium, "number")
+    assert (number.get_attribute("min"), number.get_attribute("max")) == ("0", "10")
+    assert number.get_attribute("value") == "2.5"
+    assert "at least 0, at most 10" in chromium.find_element("css selector", '[data-field="number"]').text
+    fill(chromium, "number", "11")
+    chromium.find_element("id", "run").click()
+    wait_for(chromium, lambda d: d.find_element("id", "error").is_displayed())
+    assert "number: must be at most 10" in chromium.find_element("id", "error").text
+    assert not chromium.find_element("id", "outputs").is_displayed()
+    screenshot(chromium, browser_artifacts, "page-bounds")
+    fill(chromium, "number", "10")
+    run_and_wait(chromium)
+    assert output(chromium, "text").find_element("tag name", "output").text == "preset"
+    assert output(chromium, "number").find_element("tag name", "output").text == "10"
+
+
 def test_answers_are_shown_as_text_never_as_html(chromium, mirror_url, browser_artifacts):
     open_page(chromium, mirror_url)
     hostile = '<img src=x id=injected onerror="document.title=1">&amp; "quoted"'

@@ -32,14 +32,13 @@ class RedisServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        log = open(self.folder / "redis.log", "ab")
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.folder), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--protected-mode", "yes"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
+        with open(self.folder / "redis.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+                 str(self.folder), "--appendonly", "yes", "--appendfsync", "always", "--save",
+                 "", "--protected-mode", "yes"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 20
         while not self.answers():
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -10,12 +10,13 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+from images_support import RGB_CHANNELS_FIRST as RGB
+from images_support import png_base64
 from PIL import Image
+from serve_support import error_of, served
 
 from pesto_serve.jobs import CANCELLED, DONE, ERROR, PENDING, RUNNING, Submission
 from pesto_serve.jobs.folder import FolderJobs
-from serve_support import error_of, served
-from test_serve_process import RGB, png_base64
 
 BACKENDS = ("folder", "redis")
 
@@ -64,7 +65,7 @@ def jobs(store, tmp_path, monkeypatch):
 
 def calls(tmp_path) -> list[str]:
     path = tmp_path / "calls"
-    return path.read_text().split() if path.exists() else []
+    return [line.split(":")[0] for line in path.read_text().split()] if path.exists() else []
 
 
 def test_process_answers_at_once_with_the_job_and_its_links(template):

@@ -1,7 +1,7 @@
 """A job fixture: counts its calls in a file, sleeps, reports progress, answers big results.
 
-JOBS_CALLS_FILE (read at each call): a file that gets one line per process() call, the tag,
-so a test can count how many times each job ran, whichever replica ran it.
+JOBS_CALLS_FILE (read at each call): a file that gets one line per process() call, `tag:pid`
+(the pid of the replica that ran it): a test counts how many times each job ran, and where.
 """
 
 import os
@@ -17,7 +17,7 @@ class Process:
         calls = os.environ.get("JOBS_CALLS_FILE")
         if calls:
             with open(calls, "a") as stream:
-                stream.write(input.tag + "\n")
+                stream.write(f"{input.tag}:{os.getpid()}\n")
         if input.steps:
             for step in range(input.steps):
                 time.sleep(input.seconds / input.steps)

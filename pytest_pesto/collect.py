@@ -187,6 +187,9 @@ class FolderItem(ServiceItem):
             files = {key: (payload.find_key(output, key), payload.find_key(saved, key)) for key in actual}
             self.result_entry = results.comparison_entry(comparison, expected, actual, types, files)
             pictures = self._draw(saved, comparison, expected, actual, types)
+            for each in self.report_pictures:
+                unequal = self.result_entry["KeysNotEqual"][each.key]
+                unequal.setdefault("pictures", []).extend([str(each.sheet), str(each.difference)])
             self.report_diff = readable_diff(
                 comparable_answer(expected, types),
                 comparable_answer(actual, types),

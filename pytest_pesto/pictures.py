@@ -32,6 +32,7 @@ PANELS = ("expected", "actual", "difference")
 class SavedPictures:
     """One value's pictures and where they were saved."""
 
+    key: str
     label: str
     """What they show, as the failure report names it: `image`, `images item 1`."""
     pictures: Pictures
@@ -51,7 +52,7 @@ def save_pictures(
         difference, sheet = folder / f"{stem}.diff.png", folder / f"{stem}.sheet.png"
         difference.write_bytes(pictures.difference)
         sheet.write_bytes(contact_sheet(pictures, label))
-        saved.append(SavedPictures(label, pictures, difference, sheet))
+        saved.append(SavedPictures(key, label, pictures, difference, sheet))
     return saved
 
 

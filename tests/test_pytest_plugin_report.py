@@ -38,10 +38,14 @@ def picture(path: Path) -> np.ndarray:
 def test_a_failing_folder_saves_a_difference_and_a_sheet_per_differing_picture(pytester, mirror):
     folder = failing_folder(pytester.path)
 
-    result = run(pytester, mirror, "-p", "no:html")
+    result = run(pytester, mirror, "-p", "no:html", f"--pesto-results={pytester.path / 'results.json'}")
 
     result.assert_outcomes(failed=1)
     actual = folder / "actual"
+    unequal = json.loads((pytester.path / "results.json").read_text())["test_differs"]["KeysNotEqual"]
+    assert unequal["image"]["pictures"] == [str(actual / "image.sheet.png"), str(actual / "image.diff.png")]
+    assert unequal["images"]["pictures"] == [str(actual / "images.1.sheet.png"), str(actual / "images.1.diff.png")]
+    assert "pictures" not in unequal["meta"]
     assert sorted(p.name for p in actual.iterdir() if ".diff." in p.name or ".sheet." in p.name) == [
         "image.diff.png", "image.sheet.png",
         "images.1.diff.png", "images.1.sheet.png",

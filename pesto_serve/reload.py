@@ -40,6 +40,7 @@ STOP_SECONDS = 15.0
 BIND_SECONDS = 5.0
 ERROR_PAGE_REFRESH_SECONDS = 2
 EXIT_NO_WATCHER = 3
+PR_SET_PDEATHSIG = 1
 HINT = f"fix the code: the service restarts when a file of {' or '.join(f'{w}/' for w in WATCHED)} changes"
 
 
@@ -106,7 +107,9 @@ class Supervisor:
             # No .pyc is written for the project: one written in the same second as the next
             # edit, with the same size, would be taken as up to date by the next child.
             environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-            child = subprocess.Popen(self.command, stderr=subprocess.PIPE, env=environment)
+            child = subprocess.Popen(
+                self.command, stderr=subprocess.PIPE, env=environment, preexec_fn=_stop_with_parent
+            )
             self._child = child
         threading.Thread(target=self._follow, args=(child,), name="pesto-reload-child", daemon=True).start()
 
@@ -206,6 +209,17 @@ pre {{ white-space: pre-wrap; overflow-wrap: anywhere; border: 2px solid #b00020
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format, *args):
+        pass
+
+
+def _stop_with_parent() -> None:
+    """In the child, before it runs: on Linux, SIGTERM it if the supervisor dies (even killed
+    with SIGKILL), so no service is left holding the port. Elsewhere nothing is done."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
         pass
 
 

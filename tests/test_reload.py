@@ -132,6 +132,13 @@ def test_reload_serves_the_new_code_shows_a_syntax_error_and_comes_back(
         wait_for(chromium, lambda d: d.find_elements("id", "inputs") and d.find_element("id", "inputs").is_displayed(),
                  timeout=CHANGE_SECONDS, message="the error page never came back to the service's page")
         screenshot(chromium, browser_artifacts, "reload-back")
+
+        description = project / "pesto" / "api" / "description.json"
+        description.write_text(description.read_text().replace('"title": "echo"', '"title": "echo, renamed"'))
+        wait_until(lambda: json.loads(get(url + "/api/v1/describe")[1]).get("title") == "echo, renamed",
+                   "serving the edited pesto/api/description.json", log)
+        open_page(chromium, url)
+        assert chromium.find_element("id", "title").text == "echo, renamed"
     finally:
         supervisor.send_signal(signal.SIGTERM)
         try:
@@ -146,3 +153,27 @@ def test_reload_serves_the_new_code_shows_a_syntax_error_and_comes_back(
     assert not left, "the supervisor left its child running"
     with pytest.raises(OSError):
         get(url + "/api/v1/health")
+
+
+def test_the_service_stops_when_its_supervisor_is_killed(tmp_path):
+    project = copy_project("echo", tmp_path)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "reload.log"
+    with log.open("wb") as output_file:
+        supervisor = subprocess.Popen(
+            [str(PESTO_SERVE), str(project), "--reload", "--port", str(port)],
+            stdout=output_file, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: answered_text(url), "the first start", log)
+        children = [pid for pid in processes_serving(project) if pid != supervisor.pid]
+        assert children, "no child service found"
+        supervisor.kill()
+        supervisor.wait(10)
+        wait_until(lambda: not processes_serving(project), "the child stopping with its supervisor", log)
+    finally:
+        supervisor.kill()
+        supervisor.wait(10)
+        for pid in processes_serving(project):  # only if the behaviour under test failed
+            os.kill(pid, signal.SIGKILL)

@@ -91,7 +91,12 @@ def displayed(arrays: list[np.ndarray]) -> list[np.ndarray]:
         scaled = [array.astype(np.uint8) * (255 if array.dtype == np.bool_ else 1) for array in chosen]
     else:
         scaled = _stretched([array.astype(np.float64) for array in chosen])
-    return [np.repeat(array, 3, axis=0).transpose(1, 2, 0) if array.shape[0] == 1 else array.transpose(1, 2, 0) for array in scaled]
+    return [_channels_last_rgb(array) for array in scaled]
+
+
+def _channels_last_rgb(bands: np.ndarray) -> np.ndarray:
+    """(1 or 3, H, W) uint8 as (H, W, 3): one band is gray."""
+    return np.repeat(bands, 3, axis=0).transpose(1, 2, 0) if bands.shape[0] == 1 else bands.transpose(1, 2, 0)
 
 
 def _stretched(arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -128,7 +133,7 @@ def scale_factors(height: int, width: int) -> tuple[int, int]:
     longest = max(height, width)
     if longest > MAX_SIDE:
         return math.ceil(longest / MAX_SIDE), 1
-    return 1, max(1, MIN_SIDE // longest)
+    return 1, math.ceil(MIN_SIDE / longest)
 
 
 def _on_canvas(rgb: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from waitress.server import create_server
 from pesto_pack.errors import PestoError
 from pesto_pack.project import ServiceApi
 from pesto_serve.app import make_app
+from pesto_serve.memory import limit_malloc_arenas
 from pesto_serve.service import Service
 from pesto_serve.settings import Settings
 
@@ -39,6 +40,7 @@ EXIT_START_FAILED = 3
 
 def serve(api: ServiceApi, settings: Settings) -> int:
     """Run the service until SIGTERM; the process exit status (logging is the caller's)."""
+    limit_malloc_arenas()  # before waitress makes its threads
     try:
         service = Service(api, settings)
     except PestoError as error:
@@ -56,7 +58,7 @@ def serve(api: ServiceApi, settings: Settings) -> int:
         recv_bytes=RECV_BYTES,
         ident="pesto",
     )
-    status = _Runner(service, server, settings.grace_period).run()
+    status = _Runner(service, server, settings.grace_period, settings.drain_delay).run()
     if service.slots.running:
         # A process() call still running cannot be stopped, and would keep the interpreter
         # from exiting (executor threads are joined at exit): leave without waiting for it.
@@ -69,10 +71,11 @@ def serve(api: ServiceApi, settings: Settings) -> int:
 class _Runner:
     """The main loop: waitress's event loop plus start-up and shutdown."""
 
-    def __init__(self, service: Service, server, grace_period: float):
+    def __init__(self, service: Service, server, grace_period: float, drain_delay: float = 0.0):
         self.service = service
         self.server = server
         self.grace_period = grace_period
+        self.drain_delay = drain_delay
         self.start_error: BaseException | None = None
         self.stop_requested = threading.Event()
 
@@ -86,6 +89,7 @@ class _Runner:
         if self.start_error is not None:
             self._close()
             return EXIT_START_FAILED
+        self._leave()
         log.info("stop requested: finishing running requests (grace period %g s)", self.grace_period)
         self._drain()
         return 0
@@ -110,6 +114,18 @@ class _Runner:
         self.server.asyncore.loop(
             timeout=LOOP_SECONDS, map=self.server._map, use_poll=True, count=1
         )
+
+    def _leave(self) -> None:
+        """For the drain delay, ready answers 503 while requests are still accepted and
+        answered: a balancer's health checks take this replica out before it refuses them."""
+        if self.drain_delay <= 0:
+            return
+        self.service.leave()
+        log.info("stop requested: ready answers 503 for %g s before connections are refused",
+                 self.drain_delay)
+        deadline = time.monotonic() + self.drain_delay
+        while time.monotonic() < deadline:
+            self._loop_once()
 
     def _drain(self) -> None:
         """Stop accepting, serve what is in flight until done or out of time, then close."""

@@ -8,6 +8,8 @@ import base64
 import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +187,21 @@ def test_a_describe_difference_is_a_readable_diff_in_the_html_report(pytester, m
     (notes,) = [e["content"] for e in extras_of(report, "pesto/tests/resources/expected_describe.json")]
     assert "&lt;b&gt;not&lt;/b&gt; the mirror" in notes and "<b>not" not in notes
     assert "+++ GET /api/v1/describe" in notes
+
+
+def test_pesto_pack_test_html_without_pytest_html_says_how_to_install_it_before_building(tmp_path):
+    hide_pytest_html = (
+        "import sys; sys.modules['pytest_html'] = None; from pesto_pack.cli import main; "
+        f"sys.exit(main(['test', {str(PROJECTS / 'mirror')!r}, '--html', 'report.html']))"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", hide_pytest_html], capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False
+    )
+
+    assert done.returncode != 0
+    assert done.stderr.strip() == (
+        "pesto-pack test: error: --html report.html needs pytest-html, which is not installed: "
+        "`pip install pytest-html`, then run the tests again"
+    )
+    assert list(tmp_path.iterdir()) == []

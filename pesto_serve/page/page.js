@@ -491,8 +491,8 @@
   // -- stateful jobs -------------------------------------------------------------------------
   // How far a job is, from 0 to 1, or null: the jobs API reports `progress` as a percentage;
   // an object with a fraction, a percentage or done/total is read too.
-  function progressFraction(document) {
-    const progress = document.progress;
+  function progressFraction(job) {
+    const progress = job.progress;
     if (typeof progress === "number" && Number.isFinite(progress)) return progress / 100;
     if (progress && typeof progress === "object") {
       for (const key of ["fraction", "ratio"]) {
@@ -506,12 +506,12 @@
     return null;
   }
 
-  function showJob(document) {
-    const status = typeof document.status === "string" ? document.status : "unknown";
-    const fraction = progressFraction(document);
+  function showJob(job) {
+    const status = typeof job.status === "string" ? job.status : "unknown";
+    const fraction = progressFraction(job);
     const percent = fraction === null ? "" : `, ${Math.round(Math.min(1, Math.max(0, fraction)) * 100)} %`;
-    const message = document.progress && typeof document.progress.message === "string" ? ` (${document.progress.message})` : "";
-    const cancelling = document.cancelRequested && !FINAL_STATES.has(status.toUpperCase()) ? ", cancel requested" : "";
+    const message = job.progress && typeof job.progress.message === "string" ? ` (${job.progress.message})` : "";
+    const cancelling = job.cancelRequested && !FINAL_STATES.has(status.toUpperCase()) ? ", cancel requested" : "";
     byId("job-status").textContent = `Job ${state.job}: ${status}${percent}${message}${cancelling}`;
     byId("job-status").dataset.status = status;
     const bar = byId("job-progress");
@@ -538,9 +538,9 @@
         setStatus(`Job ${state.job} is ${status}…`);
         await new Promise((resolve) => setTimeout(resolve, wait));
         wait = Math.min(POLL_MAX_MS, wait * 1.5);
-        let document;
+        let job;
         try {
-          document = await callJson(`${jobPath}/status`);
+          job = await callJson(`${jobPath}/status`);
         } catch (error) {
           if (state.cancelled && error.status === 404) {
             byId("job-status").textContent = `Job ${state.job}: cancelled`;
@@ -549,9 +549,9 @@
           }
           throw error;
         }
-        status = showJob(document);
+        status = showJob(job);
         if (status.toUpperCase() === "ERROR" || status.toUpperCase() === "FAILED") {
-          throw new ServiceFailure(0, `job ${state.job} failed: ${document.error || "no reason given"}`);
+          throw new ServiceFailure(0, `job ${state.job} failed: ${job.error || "no reason given"}`);
         }
       }
     } finally {

@@ -34,10 +34,48 @@ _JOB = {
     "required": ["jobId", "status"],
     "properties": {
         "jobId": {"type": "string"},
-        "status": {"type": "string", "enum": ["PENDING", "RUNNING", "DONE", "ERROR"]},
-        "error": {"type": ["string", "null"]},
+        "status": {"type": "string", "enum": ["PENDING", "RUNNING", "DONE", "ERROR", "CANCELLED"]},
+        "error": {"type": ["string", "null"], "description": "why the job ended ERROR or CANCELLED"},
+        "progress": {
+            "type": ["integer", "null"], "minimum": 0, "maximum": 100,
+            "description": "percent done, as process() reports it through its `progress` "
+            "callback (100 once DONE; null until a first report)",
+        },
+        "attempts": {
+            "type": "integer",
+            "description": "runs started; more than 1 when the replica running it died and "
+            "another one ran it again",
+        },
+        "created": {"type": "number", "description": "seconds since the epoch"},
+        "finished": {"type": ["number", "null"], "description": "seconds since the epoch"},
+        "cancelRequested": {
+            "type": "boolean",
+            "description": "a DELETE asked to cancel this running job: it ends CANCELLED at its "
+            "next progress report or when process() returns",
+        },
+        "correlationId": {"type": "string", "description": "the X-Correlation-ID it was submitted with"},
+        "webhook": {
+            "type": "object",
+            "description": "the X-Webhook-URL it was submitted with, and the delivery state",
+            "properties": {
+                "url": {"type": "string"},
+                "state": {"type": "string",
+                          "enum": ["waiting", "pending", "retrying", "delivered", "failed"]},
+                "attempts": {"type": "integer"},
+                "lastError": {"type": ["string", "null"]},
+                "nextAttempt": {"type": ["number", "null"]},
+            },
+        },
         "link": {"type": "string", "description": "status URL (results URL once DONE)"},
         "_links": {"type": "object", "additionalProperties": {"$ref": _COMPONENTS + "Link"}},
+    },
+}
+_JOB_LIST = {
+    "type": "object",
+    "description": "one page of jobs, oldest first: job id → its status URL and state",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {"link": {"type": "string"}, "status": {"type": "string"}},
     },
 }
 _RESULTS = {
@@ -47,7 +85,44 @@ _RESULTS = {
         "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
     },
 }
-_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_JOB_ID = {
+    "name": "job_id", "in": "path", "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+}
+_CORRELATION_ID = {
+    "name": "X-Correlation-ID", "in": "header", "required": False,
+    "description": "any id of the caller's (1-200 printable ASCII characters): echoed in the "
+    "answer, written in the access log; a job keeps it and its webhook sends it back",
+    "schema": {"type": "string", "maxLength": 200},
+}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "a key of the caller's (e.g. a UUID): a POST with a key used within the "
+    "retention answers that job (200) instead of starting another; the same key with another "
+    "body is a 422",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+_WEBHOOK_URL = {
+    "name": "X-Webhook-URL", "in": "header", "required": False,
+    "description": "a URL under one of the service's PESTO_WEBHOOK_ALLOWLIST prefixes, POSTed "
+    "once when the job ends (a Standard Webhooks signed JSON: type job.done, job.error or "
+    "job.cancelled, data: the job's status); retried with backoff when it fails",
+    "schema": {"type": "string", "format": "uri"},
+}
+_LIMIT = {
+    "name": "limit", "in": "query", "required": False, "description": "jobs per page",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+}
+_CURSOR = {
+    "name": "cursor", "in": "query", "required": False,
+    "description": "the last job id of the previous page (the `Link: <...>; rel=\"next\"` "
+    "header gives the next page's URL)",
+    "schema": {"type": "string"},
+}
+_ECHOED = {
+    "X-Correlation-ID": {"description": "the request's X-Correlation-ID, when it sent one",
+                         "schema": {"type": "string"}},
+}
 _JOB_LINKS = {
     # What a client (or a tool such as schemathesis) can do with the job a POST answers.
     name: {
@@ -58,7 +133,8 @@ _JOB_LINKS = {
     for name, path, method, description in (
         ("status", "/api/v1/jobs/{job_id}/status", "get", "the job's state"),
         ("results", "/api/v1/jobs/{job_id}/results", "get", "one URL per output, once DONE"),
-        ("delete", "/api/v1/jobs/{job_id}", "delete", "delete the job and its results"),
+        ("delete", "/api/v1/jobs/{job_id}", "delete",
+         "cancel the job (waiting or running), or delete it and its results once it ended"),
     )
 }
 _KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -75,8 +151,9 @@ def openapi_document(api: ServiceApi, definitions: dict[str, dict]) -> dict:
         schema.pop("definitions", None)
     paths = _common_paths(api.asynchronous)
     if api.asynchronous:
-        schemas.update(Link=_LINK, Job=_JOB, JobResults=_RESULTS)
+        schemas.update(Link=_LINK, Job=_JOB, JobResults=_RESULTS, JobList=_JOB_LIST)
         paths.update(_job_paths())
+    _everywhere(paths)
     description = api.description
     return {
         "openapi": OPENAPI_VERSION,
@@ -92,8 +169,13 @@ def openapi_document(api: ServiceApi, definitions: dict[str, dict]) -> dict:
 
 def _common_paths(asynchronous: bool) -> dict:
     process_answer = (
-        {"202": {**_json("the job is queued; poll its status URL (also in Location)", "Job"),
-                 "links": _JOB_LINKS}}
+        {
+            "202": {**_json("the job is stored and queued; poll its status URL (also in "
+                            "Location), or name an X-Webhook-URL", "Job"),
+                    "links": _JOB_LINKS},
+            "200": _json("the job an earlier POST with the same Idempotency-Key started", "Job"),
+            **_error_responses("422"),
+        }
         if asynchronous
         else {"200": _json("the outputs", "Output")}
     )
@@ -109,7 +191,8 @@ def _common_paths(asynchronous: bool) -> dict:
         "/api/v1/openapi": {"get": _get("this document (the original PESTO's route)")},
         "/api/v1/process": {
             "post": {
-                "summary": "Process the inputs",
+                "summary": "Process the inputs" + (" as a job" if asynchronous else ""),
+                **({"parameters": [_IDEMPOTENCY_KEY, _WEBHOOK_URL]} if asynchronous else {}),
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": {"$ref": _COMPONENTS + "Input"}}},
@@ -127,12 +210,25 @@ def _common_paths(asynchronous: bool) -> dict:
 def _job_paths() -> dict:
     prefix = "/api/v1/jobs/{job_id}"
     return {
-        "/api/v1/jobs": {"get": _get("every job: its status URL and state")},
+        "/api/v1/jobs": {
+            "get": _get(
+                "a page of the jobs, oldest first (a Link header names the next page)",
+                schema="JobList", parameters=[_LIMIT, _CURSOR], errors=("400", "503"),
+            )
+        },
         prefix: {
             "delete": {
-                "summary": "Delete a finished or waiting job and its results",
+                "summary": "Cancel a waiting or running job; delete a finished one",
+                "description": "A PENDING job never runs: it ends CANCELLED (200, the job). A "
+                "RUNNING job, on whichever replica runs it, ends CANCELLED at its next progress "
+                "report or when process() returns, its result discarded (202, the job with "
+                "cancelRequested). A finished job is deleted with its results (200).",
                 "parameters": [_JOB_ID],
-                "responses": {"200": _json("deleted"), **_error_responses("404", "409")},
+                "responses": {
+                    "200": _json("deleted ({jobId, deleted: true}), or the cancelled job", "Job"),
+                    "202": _json("cancel requested: the running job stops soon", "Job"),
+                    **_error_responses("400", "404", "503"),
+                },
             }
         },
         f"{prefix}/status": {
@@ -161,6 +257,21 @@ def _job_paths() -> dict:
             )
         },
     }
+
+
+def _everywhere(paths: dict) -> None:
+    """Every operation takes X-Correlation-ID and echoes it; every job route may be a 503 (the
+    job store unreachable) or a 400 (a malformed job id)."""
+    for path, item in paths.items():
+        for operation in item.values():
+            operation["parameters"] = [*operation.get("parameters", []), _CORRELATION_ID]
+            for answer in operation["responses"].values():
+                answer.setdefault("headers", {}).update(_ECHOED)
+            if "{job_id}" in path:
+                operation["responses"].update(
+                    {s: a for s, a in _error_responses("400", "503").items()
+                     if s not in operation["responses"]}
+                )
 
 
 def _get(

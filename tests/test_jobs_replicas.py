@@ -10,9 +10,7 @@ the job's end once, signed per Standard Webhooks.
 """
 
 import base64
-import http.server
 import signal
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +20,7 @@ import pytest
 import requests
 from standardwebhooks import Webhook
 from subprocess_support import pesto_serve, running
+from webhook_support import Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"pesto-webhook-test-secret-32byte").decode()
 WAIT = 30.0
@@ -35,40 +34,6 @@ def wait_for(condition, what: str, timeout: float = WAIT):
             return value
         assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
         time.sleep(0.05)
-
-
-class Receiver:
-    """A loopback webhook receiver that answers 500 to the first `failures` calls."""
-
-    def __init__(self, failures: int):
-        self.failures = failures
-        self.calls: list[tuple[int, dict, bytes]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status = 500 if len(receiver.calls) < receiver.failures else 204
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                receiver.calls.append((status, headers, body))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")

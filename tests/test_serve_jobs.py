@@ -1,11 +1,15 @@
 """Stateful mode, on both job backends (a folder, and a real Redis): jobs answered at once,
 polled, cancelled, paginated, their results fetched; the folder's jobs kept across restarts."""
 
+import base64
 import hashlib
 import io
 import json
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -13,12 +17,18 @@ import pytest
 from images_support import RGB_CHANNELS_FIRST as RGB
 from images_support import png_base64
 from PIL import Image
+from redis_support import free_port
 from serve_support import error_of, served
+from standardwebhooks import Webhook
+from webhook_support import Receiver
 
+from pesto_pack.errors import PestoError
 from pesto_serve.jobs import CANCELLED, DONE, ERROR, PENDING, RUNNING, Submission
 from pesto_serve.jobs.folder import FolderJobs
+from pesto_serve.settings import Settings
 
 BACKENDS = ("folder", "redis")
+SECRET = "whsec_" + base64.b64encode(b"a secret of the job tests, 32 by").decode()
 
 
 def path_of(url: str) -> str:
@@ -407,3 +417,85 @@ def test_job_files_are_written_whole(tmp_path):
     assert json.loads((tmp_path / job.id / "job.json").read_text())["status"] == PENDING
     assert json.loads((tmp_path / job.id / "input.json").read_text()) == {"tag": "x"}
     assert sorted(p.name for p in (tmp_path / job.id).iterdir()) == ["input.json", "job.json"]
+
+
+# -- webhooks, settings, imports, OpenAPI ----------------------------------------------------
+
+def test_webhook_retries_are_kept_in_the_store_and_survive_a_restart(store, tmp_path):
+    port = free_port()  # nothing listens there yet: the first delivery fails
+    hooks = f"http://127.0.0.1:{port}/hooks/"
+    settings = {"webhook_allowlist": (hooks,), "webhook_secret": SECRET, "webhook_backoff": 0.2,
+                **store}
+    with served("jobs", **settings) as (app, _):
+        job_id = app.post_json("/api/v1/process", {"tag": "hook"},
+                               headers={"X-Webhook-URL": hooks + "done"}).json["jobId"]
+        wait_for(app, job_id)
+        deadline = time.monotonic() + 10
+        while (delivery := app.get(f"/api/v1/jobs/{job_id}/status").json["webhook"])["state"] != "retrying":
+            assert time.monotonic() < deadline, delivery
+            time.sleep(0.05)
+        assert "Connection refused" in delivery["lastError"] or "refused" in delivery["lastError"]
+    with Receiver(failures=0, port=port) as receiver, served("jobs", **settings) as (app, _):
+        deadline = time.monotonic() + 10
+        while (delivery := app.get(f"/api/v1/jobs/{job_id}/status").json["webhook"])["state"] != "delivered":
+            assert time.monotonic() < deadline, delivery
+            time.sleep(0.05)
+        assert delivery["attempts"] >= 2
+        assert len(receiver.calls) == 1
+        _, headers, body = receiver.calls[0]
+        assert Webhook(SECRET).verify(body, headers)["data"]["jobId"] == job_id
+
+
+def test_a_webhook_allowlist_without_a_secret_stops_the_service_at_start(tmp_path):
+    allowlist = ("http://127.0.0.1:9/",)
+    with pytest.raises(PestoError, match="PESTO_WEBHOOK_SECRET"), served(
+        "jobs", jobs_dir=tmp_path, webhook_allowlist=allowlist
+    ):
+        pass
+
+
+def test_the_jobs_url_setting_names_a_folder_or_redis(tmp_path):
+    env = {"PESTO_JOBS_URL": f"file://{tmp_path}/j", "PESTO_JOBS_RETENTION": "60",
+           "PESTO_JOBS_MAX_ATTEMPTS": "5", "PESTO_JOBS_VISIBILITY_TIMEOUT": "7"}
+    settings = Settings.from_env(env)
+    assert settings.jobs_folder() == tmp_path / "j" and settings.jobs_store_url.startswith("file:")
+    assert (settings.jobs_retention, settings.jobs_max_attempts) == (60, 5)
+    assert settings.jobs_visibility_timeout == 7
+    redis_settings = Settings.from_env({"PESTO_JOBS_URL": "rediss://:pw@cache:6380/2",
+                                        "PESTO_JOBS_DIR": "/ignored"})
+    assert redis_settings.jobs_store_url == "rediss://:pw@cache:6380/2"
+    assert Settings.from_env({"PESTO_JOBS_DIR": str(tmp_path)}).jobs_store_url == f"file://{tmp_path}"
+    for bad in ("http://cache:6379", "redis://", "/var/lib/jobs"):
+        with pytest.raises(PestoError, match="PESTO_JOBS_URL"):
+            Settings.from_env({"PESTO_JOBS_URL": bad})
+
+
+def test_a_folder_service_imports_neither_redis_nor_standardwebhooks(tmp_path):
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from serve_support import served\n"
+        f"with served('jobs', jobs_dir=Path({str(tmp_path)!r})) as (app, _):\n"
+        "    app.post_json('/api/v1/process', {'tag': 'a'})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'standardwebhooks')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).parent, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_openapi_document_describes_cancel_progress_webhooks_and_pages(jobs):
+    app, _ = jobs
+    document = app.get("/api/v1/openapi.json").json
+    post = document["paths"]["/api/v1/process"]["post"]
+    assert {p["name"] for p in post["parameters"]} == {"Idempotency-Key", "X-Webhook-URL", "X-Correlation-ID"}
+    assert {"200", "202", "422"} <= set(post["responses"])
+    listing = document["paths"]["/api/v1/jobs"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "X-Correlation-ID"}
+    delete = document["paths"]["/api/v1/jobs/{job_id}"]["delete"]
+    assert "202" in delete["responses"] and "CANCELLED" in delete["description"]
+    job = document["components"]["schemas"]["Job"]["properties"]
+    assert "CANCELLED" in job["status"]["enum"] and job["progress"]["maximum"] == 100
+    assert {"webhook", "cancelRequested", "correlationId", "attempts"} <= set(job)
+    status = document["paths"]["/api/v1/jobs/{job_id}/status"]["get"]
+    assert "X-Correlation-ID" in status["responses"]["200"]["headers"]

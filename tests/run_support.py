@@ -12,9 +12,9 @@ from pesto_pack.project import load
 from pesto_pack.types.base import Tolerance
 from pytest_pesto.compare import compare_answers, types_of
 
-BIN = Path(sys.executable).parent
-PESTO_PACK = BIN / "pesto-pack"
-PESTO_SERVE = BIN / "pesto-serve"
+PESTO_PACK = (sys.executable, "-m", "pesto_pack.cli")
+PESTO_SERVE = (sys.executable, "-m", "pesto_serve.cli")
+"""The commands as modules: the same `main()` as the console scripts."""
 
 
 def make_template(folder: Path, name: str) -> Path:
@@ -47,8 +47,9 @@ def expected_output(project: Path, number: int) -> dict:
 
 def command(*arguments, stdin: str | None = None, timeout: float = 300, **kwargs):
     """Run a command; its CompletedProcess (text)."""
+    flat = [part for a in arguments for part in (a if isinstance(a, tuple) else (a,))]
     return subprocess.run(
-        [str(a) for a in arguments], input=stdin, capture_output=True, text=True,
+        [str(a) for a in flat], input=stdin, capture_output=True, text=True,
         timeout=timeout, **kwargs,
     )
 

@@ -65,6 +65,18 @@ def test_page_files_name_no_other_origin_and_never_write_html():
         assert sink not in script, f"page.js uses {sink}"
 
 
+def test_every_page_file_is_package_data_so_the_image_carries_it():
+    import fnmatch
+    import tomllib
+
+    pyproject = tomllib.loads((PAGE_FOLDER.parent.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["pesto_serve"]
+    files = [path.name for path in PAGE_FOLDER.iterdir() if path.suffix not in (".py", ".pyc") and path.is_file()]
+    assert set(files) >= set(FILES)
+    for name in files:
+        assert any(fnmatch.fnmatch(f"page/{name}", pattern) for pattern in patterns), name
+
+
 def test_fields_json_says_how_to_show_each_input_and_output():
     with served("mirror") as (app, _):
         fields = app.get("/page/fields.json").json

@@ -88,6 +88,13 @@ def prepare(
     return write(project, tag, plan(project, tag, base_image, inputs), workspace)
 
 
+RUNTIME_EXTRAS = ("redis", "webhooks")
+"""What a stateful image adds to the runtime: redis-py and standardwebhooks (pure Python, about
+1.5 MB installed, no dependencies), so that the same image runs as one replica on a folder or
+as many on Redis, with or without webhooks: PESTO_JOBS_URL and PESTO_WEBHOOK_* are chosen at
+run time. A stateless image gets neither."""
+
+
 def gather(project: Project, cache: Path, runtime_wheel: Path | None = None) -> Inputs:
     """Fetch the resources and resolve the wheels into the cache (network and pip, no engine)."""
     fetched = [resources.fetch(r, project.root, cache) for r in project.build.resources]
@@ -100,7 +107,8 @@ def gather(project: Project, cache: Path, runtime_wheel: Path | None = None) -> 
     )
     runtime = runtime_wheel or wheels.runtime_wheel(cache)
     runtime_deps = wheels.wheelhouse(
-        cache, "resolve the runtime's dependencies", wheels.runtime_requirements(runtime)
+        cache, "resolve the runtime's dependencies",
+        wheels.runtime_requirements(runtime, RUNTIME_EXTRAS if project.api.asynchronous else ()),
     )
     wheel_folders = {
         name: folder

@@ -11,6 +11,7 @@ import fnmatch
 import importlib.metadata
 import platform
 import py_compile
+import re
 import shutil
 import subprocess
 import sys
@@ -78,8 +79,9 @@ def repository_root() -> Path | None:
     return None
 
 
-def runtime_requirements(wheel: Path) -> list[str]:
-    """The runtime's own dependencies (Requires-Dist without extras), from its wheel."""
+def runtime_requirements(wheel: Path, extras: tuple[str, ...] = ()) -> list[str]:
+    """The runtime's own dependencies (Requires-Dist without extras, plus those of `extras`),
+    from its wheel."""
     with zipfile.ZipFile(wheel) as archive:
         name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         metadata = archive.read(name).decode()
@@ -88,8 +90,12 @@ def runtime_requirements(wheel: Path) -> list[str]:
         if not line.startswith("Requires-Dist:"):
             continue
         requirement = line.removeprefix("Requires-Dist:").strip()
-        if "extra" not in requirement.partition(";")[2]:
+        name, _, marker = requirement.partition(";")
+        extra = re.fullmatch(r"""\s*extra\s*==\s*["']([\w.-]+)["']\s*""", marker)
+        if "extra" not in marker:
             requirements.append(requirement)
+        elif extra and extra.group(1) in extras:
+            requirements.append(name.strip())
     return requirements
 
 

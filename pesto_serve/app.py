@@ -41,7 +41,7 @@ def make_app(service: Service) -> Observed:
 
     @app.get(f"{API}/ready")
     def ready():
-        service.check_ready()
+        service.check_listed()
         response.content_type = "text/plain; charset=utf-8"
         return b"OK"
 

@@ -73,6 +73,8 @@ class Service:
         self.ready = False
         """True once on_start() has returned (plain flags: read on every request)."""
         self.stopping = False
+        self.leaving = False
+        """After SIGTERM, during the drain delay: out of the balancer's pool, still working."""
         self._process: LoadedProcess | None = None
         self._process_lock: AbstractContextManager = nullcontext()
         self._parallel_calls = 1
@@ -120,6 +122,21 @@ class Service:
             self.webhooks.stop()
         if self.jobs is not None:
             self.jobs.close()
+
+    def leave(self) -> None:
+        """Ready answers 503 from now on while work is still taken: a balancer that finds
+        replicas by health checks stops sending here before the service stops accepting
+        (the drain delay after SIGTERM, PESTO_DRAIN_DELAY)."""
+        self.leaving = True
+
+    def check_listed(self) -> None:
+        """What `GET /ready` answers: a 503 once leaving, else as `check_ready()`."""
+        if self.leaving:
+            raise ServiceError(
+                503, "the service is shutting down; retry on another instance",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        self.check_ready()
 
     def check_ready(self) -> None:
         """A 503 unless the service can take work now."""

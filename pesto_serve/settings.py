@@ -52,6 +52,11 @@ class Settings:
     log_format: str = "text"
     grace_period: float = 10.0
     """Seconds that running requests get to finish after SIGTERM."""
+    drain_delay: float = 0.0
+    """Seconds after SIGTERM during which ready answers 503 while requests are still accepted
+    and answered, before the service refuses connections and drains: a balancer that finds
+    replicas by health checks (HAProxy) takes it out of its pool first. Set it above the
+    checks' interval x fall; 0 in Kubernetes, where the preStop pause does this."""
     page: bool = True
     """Whether `GET /` answers the try-it page (PESTO_PAGE=0 turns it off)."""
 
@@ -90,6 +95,7 @@ class Settings:
             process_timeout=env.seconds("PESTO_PROCESS_TIMEOUT", defaults.process_timeout),
             log_format=env.choice("PESTO_LOG_FORMAT", defaults.log_format, ("text", "json")),
             grace_period=env.seconds("PESTO_GRACE_PERIOD", defaults.grace_period),
+            drain_delay=env.seconds("PESTO_DRAIN_DELAY", defaults.drain_delay),
             page=env.choice("PESTO_PAGE", "1", _SWITCH) in _SWITCH[:4],
         )
 

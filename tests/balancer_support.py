@@ -105,13 +105,14 @@ class Fleet:
     engine: object
     image: str
     replicas: list[Replica]
-    environment: dict[str, str] = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    """Further `containers.run` arguments (`as_in_deployment()` gives the manifests' own)."""
 
     def start(self, replica: Replica) -> None:
         if replica.container is None:
             replica.container = self.engine.containers.run(
-                self.image, detach=True, name=replica.name, environment=self.environment,
-                ports={CONTAINER_PORT: ("127.0.0.1", replica.port)},
+                self.image, detach=True, name=replica.name,
+                ports={CONTAINER_PORT: ("127.0.0.1", replica.port)}, **self.options,
             )
         else:
             replica.container.start()
@@ -147,17 +148,40 @@ class Fleet:
 
 
 @contextmanager
-def fleet(engine, image: str, count: int, environment: dict | None = None) -> Iterator[Fleet]:
+def fleet(engine, image: str, count: int, options: dict | None = None) -> Iterator[Fleet]:
     """`count` ready replicas of `image`; every container removed on exit."""
     stamp = f"{int(time.time() * 1000) % 10**9}"
     replicas = [Replica(f"pesto-replica-{stamp}-{i}", free_port()) for i in range(count)]
-    started = Fleet(engine, image, replicas, dict(environment or {}))
+    started = Fleet(engine, image, replicas, dict(options or {}))
     try:
         for replica in replicas:
             started.start(replica)
         yield started
     finally:
         started.remove()
+
+
+def as_in_deployment(deployment: dict, **environment: str) -> dict:
+    """`containers.run` arguments that run a replica as the generated Deployment would: its
+    environment, its user, no capabilities, no privilege escalation, a read-only root with a
+    tmpfs for each emptyDir, its CPU and memory limits. What the cluster would refuse or break
+    shows here first."""
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
+    limits = container["resources"]["limits"]
+    values = {e["name"]: e["value"] for e in container["env"] if "value" in e and "$(" not in e["value"]}
+    return {
+        "environment": values | environment,
+        "user": f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}",
+        "read_only": True,
+        "tmpfs": {mount["mountPath"]: "" for mount in container["volumeMounts"]},
+        "cap_drop": security["capabilities"]["drop"],
+        "security_opt": ["no-new-privileges"],
+        "nano_cpus": int(float(limits["cpu"].removesuffix("m")) * 1e6),
+        "mem_limit": limits["memory"].replace("Mi", "m"),
+    }
 
 
 @dataclass(frozen=True)
@@ -170,8 +194,15 @@ class CheckTimings:
 
     @property
     def down_within(self) -> float:
-        """Seconds from a replica's first failed check to HAProxy taking it out."""
+        """Seconds from a replica's first failing answer to HAProxy taking it out: the next
+        check comes within one interval, then `fall` failed checks in a row."""
         return self.interval_ms * self.fall / 1000
+
+    @property
+    def drain_delay(self) -> float:
+        """PESTO_DRAIN_DELAY for the replicas: longer than `down_within`, with one interval to
+        spare, so that HAProxy has stopped sending before connections are refused."""
+        return self.down_within + self.interval_ms / 1000
 
 
 def haproxy_config(port: int, servers: list[Replica], socket_path: Path, checks: CheckTimings) -> str:
@@ -180,12 +211,16 @@ def haproxy_config(port: int, servers: list[Replica], socket_path: Path, checks:
         "global",
         f"    stats socket {socket_path} mode 600 level admin",
         "    maxconn 512",
+        "    log stdout format raw local0",
         "defaults",
         "    mode http",
+        "    log global",
+        "    option httplog",
         "    timeout connect 2s",
         "    timeout client 60s",
         "    timeout server 60s",
         "    timeout http-request 10s",
+        "    option http-server-close",
         "    retries 3",
         "    option redispatch 1",
         "    retry-on conn-failure empty-response 503",

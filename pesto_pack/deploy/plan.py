@@ -74,6 +74,7 @@ class DeployPlan:
     slots: int
     threads: int
     grace_period: float
+    drain_delay: float
     startup_seconds: int
     environment: dict[str, str]
     writable_dirs: tuple[str, ...]
@@ -85,9 +86,10 @@ class DeployPlan:
 
     @property
     def termination_grace_seconds(self) -> int:
-        """Longer than the pause plus the service's own grace period: Kubernetes never SIGKILLs
-        a replica that is still finishing its requests."""
-        return PRE_STOP_SECONDS + math.ceil(self.grace_period) + SHUTDOWN_MARGIN_SECONDS
+        """Longer than the pause, the service's drain delay and its grace period: Kubernetes
+        never SIGKILLs a replica that is still finishing its requests."""
+        return (PRE_STOP_SECONDS + math.ceil(self.drain_delay + self.grace_period)
+                + SHUTDOWN_MARGIN_SECONDS)
 
     @property
     def jobs_secret(self) -> str:
@@ -155,6 +157,7 @@ def plan(project: Project, options: DeployOptions) -> DeployPlan:
         slots=settings.slots,
         threads=max(1, math.floor(cpu / settings.slots)),
         grace_period=settings.grace_period,
+        drain_delay=settings.drain_delay,
         startup_seconds=options.startup_seconds,
         environment=environment,
         writable_dirs=tuple(writable),

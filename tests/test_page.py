@@ -283,6 +283,19 @@ def test_answers_are_shown_as_text_never_as_html(chromium, mirror_url, browser_a
     screenshot(chromium, browser_artifacts, "page-mirror-answer")
 
 
+def test_several_images_go_in_and_come_back_as_pictures(chromium, mirror_url):
+    photos = [TEMPLATE_TEST / "input" / "image.png", TEMPLATE_TEST.parent / "test_2" / "input" / "image.png"]
+    open_page(chromium, mirror_url)
+    control(chromium, "images").send_keys("\n".join(str(photo) for photo in photos))
+    wait_for(chromium, lambda d: len(d.find_elements("css selector", '[data-field="images"] canvas')) == 2,
+             message="not two previews")
+    run_and_wait(chromium)
+    pictures = output(chromium, "images").find_elements("tag name", "img")
+    assert len(pictures) == 2
+    for picture, photo in zip(pictures, photos):
+        assert np.array_equal(pixels(chromium, picture), expected_pixels(photo))
+
+
 def test_the_form_is_used_with_the_keyboard_alone(chromium, mirror_url):
     from selenium.webdriver.common.keys import Keys
 

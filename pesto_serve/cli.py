@@ -40,6 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--slots", type=_count(1), help="requests processed at once (PESTO_SLOTS)")
     parser.add_argument("--queue-size", type=_count(0), help="requests that may wait (PESTO_QUEUE_SIZE)")
     parser.add_argument("--jobs-dir", type=Path, help="folder of stateful jobs (PESTO_JOBS_DIR)")
+    parser.add_argument(
+        "--jobs-url", help="job store shared by replicas: redis://host:6379/0 or file:///folder "
+        "(PESTO_JOBS_URL; see docs/jobs.md)",
+    )
     parser.add_argument("--timeout", type=float, help="seconds to wait for an answer (PESTO_PROCESS_TIMEOUT)")
     parser.add_argument("--log-format", choices=("text", "json"), help="PESTO_LOG_FORMAT")
     parser.add_argument(
@@ -67,6 +71,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
         "host": args.host or (settings.host if "PESTO_HOST" in os.environ else "127.0.0.1"),
         "port": args.port,
         "slots": args.slots, "queue_size": args.queue_size, "jobs_dir": args.jobs_dir,
+        "jobs_url": args.jobs_url,
         "process_timeout": args.timeout, "log_format": args.log_format,
     }
     return replace(settings, **{name: value for name, value in options.items() if value is not None})

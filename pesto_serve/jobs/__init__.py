@@ -32,7 +32,13 @@ def open_backend(url: str, *, retention: float, visibility_timeout: float, max_a
 
         return RedisJobs(url, retention=retention, visibility_timeout=visibility_timeout,
                          max_attempts=max_attempts)
+    if not url.startswith("file:") or folder is None:
+        from pesto_pack.errors import PestoError
+
+        raise PestoError(
+            f"the job store {url!r} is not valid: use file:///a/folder (one replica) or "
+            "redis://[:password@]host:6379/0 (rediss:// for TLS)"
+        )
     from pesto_serve.jobs.folder import FolderJobs
 
-    backend = FolderJobs(folder, retention, visibility_timeout, max_attempts)
-    return backend
+    return FolderJobs(folder, retention, visibility_timeout, max_attempts)

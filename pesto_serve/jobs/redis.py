@@ -302,6 +302,14 @@ class RedisJobs(JobBackend):
     def claim(self, wait: float) -> Claimed | None:
         try:
             return self._claim_next(self.consumer, wait)
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            # The stream or its group is gone (Redis emptied, or restarted without its
+            # append-only file): made again at the next claim, from the stream's first entry.
+            log.warning("the job queue's consumer group is gone; making it again")
+            self._group_ready = False
+            return None
         except (redis.ConnectionError, redis.TimeoutError) as error:
             raise StoreUnavailable(f"the job store (Redis at {self.where}) cannot be reached: {error}")
 

@@ -58,7 +58,7 @@ def supervise(project_dir: Path, host: str, port: int, arguments: Sequence[str])
     port = port or _free_port(host)
     command = [
         sys.executable, "-m", "pesto_serve.cli",
-        *(argument for argument in arguments if argument != "--reload"),
+        *child_arguments(arguments),
         "--host", host, "--port", str(port),
     ]
     supervisor = Supervisor(command, host, port)
@@ -80,6 +80,15 @@ def supervise(project_dir: Path, host: str, port: int, arguments: Sequence[str])
         supervisor.close_error_server()
     log.info("stopped")
     return 0
+
+
+def child_arguments(arguments: Sequence[str]) -> list[str]:
+    """The command line without `--reload`, also when abbreviated as argparse allows (`--rel`):
+    a child given it would supervise a child of its own, and so on."""
+    return [
+        argument for argument in arguments
+        if not (argument.startswith("--r") and "--reload".startswith(argument))
+    ]
 
 
 def _names(changes: set[tuple[object, str]]) -> str:

@@ -16,6 +16,7 @@ import pytest
 import browser_support
 from browser_support import screenshot, wait_for
 from page_support import open_page, output, run_and_wait
+from pesto_serve.reload import child_arguments
 from serve_support import copy_project
 from subprocess_support import PESTO_SERVE, free_port
 
@@ -177,3 +178,8 @@ def test_the_service_stops_when_its_supervisor_is_killed(tmp_path):
         supervisor.wait(10)
         for pid in processes_serving(project):  # only if the behaviour under test failed
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_child_is_never_given_reload_even_abbreviated():
+    given = ["project", "--rel", "-p", "stateful", "--reload", "--port", "0", "--r"]
+    assert child_arguments(given) == ["project", "-p", "stateful", "--port", "0"]

@@ -9,17 +9,18 @@ exits 0.
 
 import logging
 import os
+import resource
 import signal
 import threading
 import time
 
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
-from waitress.server import create_server
 
 from pesto_pack.errors import PestoError
 from pesto_pack.project import ServiceApi
 from pesto_serve.app import make_app
+from pesto_serve.front import FrontServer
 from pesto_serve.memory import limit_malloc_arenas
 from pesto_serve.service import Service
 from pesto_serve.settings import Settings
@@ -36,6 +37,9 @@ makes that 680 (bench/: about 5% less CPU per 4096² image). Not more: a read bu
 or more may be mmap'ed and unmapped by malloc on every read, which costs a small request
 20 µs."""
 EXIT_START_FAILED = 3
+FILES_BESIDES_CONNECTIONS = 64
+"""Files the process keeps open besides its connections: the listening socket, the trigger,
+logs, spooled bodies, the project's own."""
 
 
 def serve(api: ServiceApi, settings: Settings) -> int:
@@ -46,14 +50,21 @@ def serve(api: ServiceApi, settings: Settings) -> int:
     except PestoError as error:
         log.error("%s", error)
         return EXIT_START_FAILED
-    server = create_server(
+    server = FrontServer(
         make_app(service),
+        service,
+        header_timeout=settings.header_timeout,
+        idle_timeout=settings.idle_timeout,
         host=settings.host,
         port=settings.port,
         threads=settings.slots + settings.queue_size + SPARE_THREADS,
-        # Bodies over our limit are answered by the app with a JSON 413; waitress's own (text)
-        # refusal is only a backstop for far larger ones.
+        # Bodies over our limit are answered by the app with a JSON 413 naming the size;
+        # waitress's own (JSON too, front.py) is a backstop for far larger ones, refused from
+        # their Content-Length before they are read.
         max_request_body_size=2 * settings.max_body_bytes + 1024 * 1024,
+        inbuf_overflow=settings.memory_body_bytes,
+        outbuf_overflow=settings.memory_body_bytes,
+        connection_limit=_connection_limit(settings.max_connections),
         asyncore_use_poll=True,
         recv_bytes=RECV_BYTES,
         ident="pesto",
@@ -66,6 +77,26 @@ def serve(api: ServiceApi, settings: Settings) -> int:
         logging.shutdown()
         os._exit(status)
     return status
+
+
+def _connection_limit(wanted: int) -> int:
+    """`wanted`, within what the process may open: the soft file limit is raised to the hard
+    one if need be (containers often start at 1024), and the limit kept below it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + FILES_BESIDES_CONNECTIONS
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        limit = max(soft - FILES_BESIDES_CONNECTIONS, 1)
+        log.warning("PESTO_MAX_CONNECTIONS=%d is over what this process may open (%d files): "
+                    "serving at most %d connections; raise `ulimit -n`", wanted, soft, limit)
+        return limit
+    return wanted
 
 
 class _Runner:

@@ -26,6 +26,15 @@ class Settings:
     queue_size: int = 32
     """How many more requests may wait for a slot; past that the service answers 503."""
     max_body_bytes: int = 200 * MIB
+    memory_body_bytes: int = 4 * MIB
+    """Request bodies and answers up to this size stay in memory; larger ones are spooled to a
+    temporary file by waitress (a 1024² image is 2.8 MB: no file, no copy through it)."""
+    header_timeout: float = 10.0
+    """Seconds a client has to send its request's line and headers; then it is disconnected."""
+    idle_timeout: float = 60.0
+    """Seconds an idle keep-alive connection is kept open."""
+    max_connections: int = 1000
+    """Open connections at most; past it, new ones wait in the listen backlog."""
     uri_allowlist: tuple[str, ...] = ()
     max_image_pixels: int = DecodeSettings.max_image_pixels
     jobs_dir: Path | None = None
@@ -73,6 +82,12 @@ class Settings:
             slots=env.integer("PESTO_SLOTS", defaults.slots, minimum=1),
             queue_size=env.integer("PESTO_QUEUE_SIZE", defaults.queue_size, minimum=0),
             max_body_bytes=env.integer("PESTO_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
+            memory_body_bytes=env.integer(
+                "PESTO_MEMORY_BODY_BYTES", defaults.memory_body_bytes, minimum=0
+            ),
+            header_timeout=env.seconds("PESTO_HEADER_TIMEOUT", defaults.header_timeout),
+            idle_timeout=env.seconds("PESTO_IDLE_TIMEOUT", defaults.idle_timeout),
+            max_connections=env.integer("PESTO_MAX_CONNECTIONS", defaults.max_connections, minimum=1),
             uri_allowlist=env.prefixes("PESTO_URI_ALLOWLIST"),
             max_image_pixels=env.integer(
                 "PESTO_MAX_IMAGE_PIXELS", defaults.max_image_pixels, minimum=1

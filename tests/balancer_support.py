@@ -110,10 +110,16 @@ class Fleet:
 
     def start(self, replica: Replica) -> None:
         if replica.container is None:
+            options = dict(self.options)
+            if options.get("network_mode") == "host":
+                # The host's own loopback (where redis-server listens): the service listens
+                # on 127.0.0.1 at the replica's port itself.
+                options["environment"] = options.get("environment", {}) | {
+                    "PESTO_HOST": "127.0.0.1", "PESTO_PORT": str(replica.port)}
+            else:
+                options["ports"] = {CONTAINER_PORT: ("127.0.0.1", replica.port)}
             replica.container = self.engine.containers.run(
-                self.image, detach=True, name=replica.name,
-                ports={CONTAINER_PORT: ("127.0.0.1", replica.port)}, **self.options,
-            )
+                self.image, detach=True, name=replica.name, **options)
         else:
             replica.container.start()
         self.wait_ready(replica)

@@ -116,3 +116,38 @@ def test_invalid_environment_variable_name_is_refused(name):
 def test_a_new_line_in_a_value_is_refused():
     with pytest.raises(ProjectError, match="control characters"):
         service_dockerfile(ServiceRecipe("d:1", {"A": "two\nlines"}))
+
+
+def test_the_virtualenv_is_trimmed_in_the_wheel_stage_before_it_is_copied():
+    lines = instructions(dependencies_dockerfile(RECIPE))
+    trim = next(i for i, line in enumerate(lines) if "trimmed the virtualenv" in line)
+    last_install = max(i for i, line in enumerate(lines) if "pip install" in line)
+    copy = next(i for i, line in enumerate(lines) if line.startswith("COPY --from=venv"))
+    assert last_install < trim < copy
+
+
+def test_the_trim_removes_tests_headers_test_programs_and_pip_and_keeps_the_code(tmp_path):
+    import subprocess
+    import sys
+    import sysconfig
+
+    from pesto_pack.build.dockerfile import TRIM_VENV
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    python = venv / "bin" / "python"
+    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    assert site.is_dir(), sysconfig.get_paths()
+    kept = ["pkg/__init__.py", "pkg/testing/__init__.py", "pkg/lib/libpkg.so", "pkg/bin/tool",
+            "tests/__init__.py", "pkg/__pycache__/mod.cpython-311.pyc"]
+    removed = ["pkg/tests/test_a.py", "pkg/sub/test/data.bin", "pkg/include/pkg.h", "pkg/include/x.hpp",
+               "pkg/lib/libpkg.a", "pkg/bin/StoreTest", "pip/__init__.py", "pip-24.0.dist-info/RECORD"]
+    for name in kept + removed:
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_bytes(b"x" * 100)
+    (venv / "bin" / "pip3").write_text("#!/bin/sh\n")
+    result = subprocess.run([python, "-c", TRIM_VENV], capture_output=True, text=True, check=True)
+    assert "trimmed the virtualenv" in result.stdout
+    assert [name for name in kept if not (site / name).exists()] == []
+    assert [name for name in removed if (site / name).exists()] == []
+    assert not (site / "pip").exists() and not (venv / "bin" / "pip3").exists()

@@ -79,15 +79,23 @@ def write_key(folder: Path, key: str, value: JSON, payload_type: PayloadType) ->
     return payload_type.write_file(value, folder / key)
 
 
-def write_answer(folder: Path, answer: dict[str, JSON], types: dict[str, PayloadType]) -> list[Path]:
+def write_answer(
+    folder: Path, answer: dict[str, JSON], types: dict[str, PayloadType], fresh: bool = False
+) -> list[Path]:
     """Write a whole answer as an `output/` folder, each key through its type (`image.png`,
-    `mean.float`); a key whose type has no file extension is written as `.json`."""
+    `mean.float`); a key whose type has no file extension is written as `.json`. With `fresh`
+    the folder exists and is empty: nothing to replace, nothing to look up (a batch's answers)."""
+    if not fresh:
+        folder.mkdir(parents=True, exist_ok=True)
     written = []
     for key, value in answer.items():
         payload_type = types.get(key)
         if payload_type is None or (not payload_type.extensions and payload_type.items is None):
             payload_type = _JSON_FILE
-        written.append(write_key(folder, key, value, payload_type))
+        if fresh:
+            written.append(payload_type.write_file(value, folder / key))
+        else:
+            written.append(write_key(folder, key, value, payload_type))
     return written
 
 

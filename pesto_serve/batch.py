@@ -16,10 +16,13 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pesto_pack.errors import PayloadError
 from pesto_pack.folders import read_folder, read_path, remove, write_answer
@@ -39,6 +42,10 @@ from pesto_serve.service import Service
 
 log = logging.getLogger("pesto_serve.batch")
 
+LOOKAHEAD = 4
+"""Items read ahead, and answers being written behind, while process() works on one: file
+reads and writes overlap the work, as a client's do beside a server's."""
+IO_THREADS = 2
 LOG_EVERY_SECONDS = 1.0
 """Plain progress lines: at most one a second (and the last), besides each failure."""
 
@@ -104,28 +111,49 @@ def run_folder(service: Service, options: RunOptions) -> int:
         len(todo), skipped, " (skipped; --force redoes them)" if skipped else "",
     )
     registry = default_registry()
+
+    def request_for(item: Item) -> Any:
+        if each_type is None:
+            values = {**read_folder(item.source, registry), **base}
+        else:
+            read = read_path(item.source, registry) if item.source.is_dir() else each_type.read_file(item.source)
+            values = {**base, options.each: read}
+        return as_request(values)
+
     failures: list[Failure] = []
+
+    def finish(item: Item, failure: Failure | None) -> None:
+        if failure is not None:
+            failures.append(failure)
+            log.error("%s: %s", item.name, failure.message)
+        progress.step(item.name)
+
     started = time.perf_counter()
-    with progress_of(len(todo), options.progress) as progress:
-        for item in todo:
-            try:
-                if each_type is None:
-                    values = {**read_folder(item.source, registry), **base}
+    with progress_of(len(todo), options.progress) as progress, ThreadPoolExecutor(
+        IO_THREADS, thread_name_prefix="pesto-batch-io"
+    ) as io:
+        try:
+            reads = deque(io.submit(request_for, item) for item in todo[:LOOKAHEAD])
+            writes: deque[tuple[Item, Future]] = deque()
+            for index, item in enumerate(todo):
+                read = reads.popleft()
+                if index + LOOKAHEAD < len(todo):
+                    reads.append(io.submit(request_for, todo[index + LOOKAHEAD]))
+                written, failure = _attempt(
+                    item, lambda: io.submit(write_item, item, answer(service, read.result()), service)
+                )
+                if failure is not None:
+                    finish(item, failure)
                 else:
-                    read = read_path(item.source, registry) if item.source.is_dir() else each_type.read_file(item.source)
-                    values = {**base, options.each: read}
-                result = answer(service, as_request(values))
-                write_item(item, result, service)
-            except (BadInput, PayloadError) as error:
-                failures.append(Failure(item, EXIT_BAD_INPUT, f"bad input: {error}"))
-            except ProcessFailed as error:
-                failures.append(Failure(item, EXIT_FAILED, str(error)))
-            except Exception as error:  # noqa: BLE001 - one item's failure must not stop the batch
-                log.exception("%s: failed", item.name)
-                failures.append(Failure(item, EXIT_FAILED, f"{type(error).__name__}: {error}"))
-            if failures and failures[-1].item is item:
-                log.error("%s: %s", item.name, failures[-1].message)
-            progress.step(item.name)
+                    writes.append((item, written))
+                while writes and (len(writes) > LOOKAHEAD or writes[0][1].done()):
+                    done_item, future = writes.popleft()
+                    finish(done_item, _attempt(done_item, future.result)[1])
+            for done_item, future in writes:
+                finish(done_item, _attempt(done_item, future.result)[1])
+        except BaseException:  # Ctrl-C: what is queued is not started
+            io.shutdown(wait=True, cancel_futures=True)
+            raise
     seconds = time.perf_counter() - started
     done = len(todo) - len(failures)
     rate = f" ({len(todo) / seconds:.1f} items/s)" if todo and seconds > 0 else ""
@@ -142,6 +170,20 @@ def run_folder(service: Service, options: RunOptions) -> int:
     return EXIT_FAILED if any(f.status == EXIT_FAILED for f in failures) else EXIT_BAD_INPUT
 
 
+def _attempt(item: Item, work: Callable[[], Any]) -> tuple[Any, Failure | None]:
+    """`work()`'s value, or the Failure it raised for this item: one item's failure must not
+    stop the batch."""
+    try:
+        return work(), None
+    except (BadInput, PayloadError) as error:
+        return None, Failure(item, EXIT_BAD_INPUT, f"bad input: {error}")
+    except ProcessFailed as error:
+        return None, Failure(item, EXIT_FAILED, str(error))
+    except Exception as error:  # noqa: BLE001
+        log.exception("%s: failed", item.name)
+        return None, Failure(item, EXIT_FAILED, f"{type(error).__name__}: {error}")
+
+
 def write_item(item: Item, result: dict, service: Service) -> None:
     """Write the answer folder whole, or not at all (see the module's docstring)."""
     partial = item.output.with_name(f".{item.output.name}.partial")
@@ -149,7 +191,7 @@ def write_item(item: Item, result: dict, service: Service) -> None:
         if partial.exists():
             remove(partial)
         partial.mkdir(parents=True)
-        write_answer(partial, result, service.payloads.output_types)
+        write_answer(partial, result, service.payloads.output_types, fresh=True)
         if item.output.exists():
             remove(item.output)
         partial.rename(item.output)

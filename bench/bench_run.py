@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""A folder of small images through `pesto-serve run --input-dir` against the same through HTTP.
+
+    python bench/bench_run.py [--items 200] [--size 64] [--rounds 3]
+
+Run it with the toolkit's Python (`pip install -e '.[all]'`); no engine needed. The project is
+the template `pesto-pack init` makes (mirror an image, times a gain: numpy work of a few
+hundred microseconds), the inputs `--items` random RGB PNGs of `--size` pixels square, each in
+a test folder's `input/` layout. Both sides load the model once and write every answer as
+files through the output types (`image.png`, `mean.float`, ...):
+
+- `run`: `pesto-serve run PROJECT --input-dir IN --output-dir OUT` in a child process; the
+  figure is its own "ran N item(s) in S s" line (start-up and on_start() excluded; the child's
+  whole wall time is printed beside it);
+- `HTTP`: `pesto-serve PROJECT` on a free 127.0.0.1 port, ready before the clock starts; one
+  client reads each `input/` folder, POSTs it on one keep-alive connection and writes the
+  answer's files, as a user's script would.
+
+Rounds alternate the two sides and each keeps its best, so a burst of load from elsewhere
+does not hit one side only. The machine's load (`/proc/loadavg`) is printed with the figures.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pesto_pack import init
+from pesto_pack.folders import read_folder, write_answer
+from pesto_pack.plugins import default_registry
+from pesto_pack.project import load
+
+RAN = re.compile(r"ran (\d+) item\(s\) in ([\d.]+) s")
+READY_TIMEOUT = 60.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--size", type=int, default=64, help="pixels on a side (default 64)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
+        root = Path(scratch)
+        project = root / "project"
+        init.create(project, init.answers(project, {"name": "bench-run"}, ask=None))
+        inputs = make_inputs(root / "in", args.items, args.size)
+        best = {"run": float("inf"), "HTTP": float("inf")}
+        walls = []
+        with http_service(project) as port:
+            for round_number in range(args.rounds):
+                seconds, wall = run_batch(project, inputs, root / f"run-{round_number}")
+                best["run"] = min(best["run"], seconds)
+                walls.append(wall)
+                best["HTTP"] = min(best["HTTP"], run_http(project, port, inputs, root / f"http-{round_number}"))
+                same_answers(project, root / f"run-{round_number}", root / f"http-{round_number}", inputs)
+        report(args, best, min(walls))
+    return 0
+
+
+def make_inputs(folder: Path, count: int, size: int) -> list[Path]:
+    """`count` test folders, each with one random RGB PNG as `input/image.png`."""
+    generator = np.random.default_rng(7)
+    folders = []
+    for index in range(count):
+        inputs = folder / f"tile_{index:04d}" / "input"
+        inputs.mkdir(parents=True)
+        pixels = generator.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(inputs / "image.png")
+        folders.append(inputs)
+    return folders
+
+
+def run_batch(project: Path, inputs: list[Path], out: Path) -> tuple[float, float]:
+    """The batch's own processing time, and the child's wall time (start-up included)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pesto_serve.cli", "run", str(project), "--input-dir",
+         str(inputs[0].parent.parent), "--output-dir", str(out), "--progress", "lines"],
+        capture_output=True, text=True, check=False,
+    )
+    wall = time.perf_counter() - started
+    found = RAN.search(done.stderr)
+    if done.returncode != 0 or not found or int(found[1]) != len(inputs):
+        sys.exit(f"pesto-serve run failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return float(found[2]), wall
+
+
+class http_service:
+    """`pesto-serve PROJECT` on a free loopback port, ready; stopped on exit."""
+
+    def __init__(self, project: Path):
+        self.project = project
+
+    def __enter__(self) -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.child = subprocess.Popen(
+            [sys.executable, "-m", "pesto_serve.cli", str(self.project), "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                connection.request("GET", "/api/v1/ready")
+                if connection.getresponse().status == 200:
+                    return self.port
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.__exit__()
+        sys.exit("pesto-serve was not ready in time")
+
+    def __exit__(self, *_) -> None:
+        self.child.terminate()
+        try:
+            self.child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.child.kill()
+
+
+def run_http(project: Path, port: int, inputs: list[Path], out: Path) -> float:
+    """Seconds to read, POST and write every item over one keep-alive connection."""
+    registry = default_registry()
+    types = output_types(project)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    started = time.perf_counter()
+    for folder in inputs:
+        body = json.dumps(read_folder(folder, registry)).encode()
+        connection.request("POST", "/api/v1/process", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        content = response.read()
+        if response.status != 200:
+            sys.exit(f"POST answered {response.status}: {content[:300]!r}")
+        write_answer(out / folder.parent.name / "output", json.loads(content), types)
+    seconds = time.perf_counter() - started
+    connection.close()
+    return seconds
+
+
+def output_types(project: Path) -> dict:
+    schema = load(project).api.output_schema
+    registry = default_registry()
+    return {k: registry.type_for_property(v) for k, v in schema.items() if isinstance(v, dict)}
+
+
+def same_answers(project: Path, run_out: Path, http_out: Path, inputs: list[Path]) -> None:
+    """The two sides wrote the same files, byte for byte (a bench of different work is moot)."""
+    for folder in inputs:
+        name = folder.parent.name
+        for written in sorted((run_out / name / "output").iterdir()):
+            twin = http_out / name / "output" / written.name
+            if written.read_bytes() != twin.read_bytes():
+                sys.exit(f"{written} and {twin} differ: the two sides did not answer the same")
+    shutil.rmtree(run_out)
+    shutil.rmtree(http_out)
+
+
+def report(args, best: dict, run_wall: float) -> None:
+    load_average = Path("/proc/loadavg").read_text().split()[:3]
+    print(f"{args.items} images of {args.size}x{args.size} RGB, best of {args.rounds} rounds; "
+          f"load average {' '.join(load_average)} on {os.cpu_count()} CPUs")
+    print(f"{'side':<6} {'seconds':>8} {'items/s':>8} {'ms/item':>8}")
+    for side, seconds in best.items():
+        print(f"{side:<6} {seconds:>8.3f} {args.items / seconds:>8.1f} {1000 * seconds / args.items:>8.2f}")
+    print(f"run / HTTP time: {best['run'] / best['HTTP']:.2f} (below 1: run is faster)")
+    print(f"run's whole command, start-up and on_start() included: {run_wall:.2f} s (best round)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -133,8 +133,10 @@ class FolderJobs(JobBackend):
                 except OSError as error:
                     self._finish(job, ERROR, f"its stored inputs cannot be read: {error}")
                     continue
+                # Not fsync'ed: a killed process leaves the file to the OS all the same; only a
+                # crash of the machine may lose this attempt's count (never the job).
                 job = self._write(replace(job, status=RUNNING, attempts=job.attempts + 1,
-                                          updated=now()))
+                                          updated=now()), durable=False)
                 return Claimed(job, body, token=job.id)
         return None
 

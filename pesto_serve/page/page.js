@@ -234,14 +234,18 @@
         bitmap.close();
         return;
       }
-      const scale = Math.min(1, PREVIEW_SIZE / Math.max(bitmap.width, bitmap.height));
+      // Large photos shrink to PREVIEW_SIZE; tiny ones grow to SMALL_IMAGE, their pixels kept sharp.
+      const longest = Math.max(bitmap.width, bitmap.height);
+      const scale = Math.min(PREVIEW_SIZE / longest, Math.max(1, SMALL_IMAGE / longest));
       const canvas = element("canvas", {
         width: Math.max(1, Math.round(bitmap.width * scale)),
         height: Math.max(1, Math.round(bitmap.height * scale)),
         role: "img",
         "aria-label": `preview of ${file.name}`,
       });
-      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      const context = canvas.getContext("2d");
+      context.imageSmoothingEnabled = scale < 1;
+      context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
       caption.textContent = `${file.name}, ${bitmap.width} × ${bitmap.height}, ${formatBytes(file.size)}`;
       bitmap.close();
       figure.prepend(canvas);

@@ -92,6 +92,7 @@ def processes_serving(project: Path) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_reload_serves_the_new_code_shows_a_syntax_error_and_comes_back(
     chromium, browser_artifacts, tmp_path
 ):

@@ -140,7 +140,9 @@ def run_folder(service: Service, options: RunOptions) -> int:
                 if index + LOOKAHEAD < len(todo):
                     reads.append(io.submit(request_for, todo[index + LOOKAHEAD]))
                 written, failure = _attempt(
-                    item, lambda: io.submit(write_item, item, answer(service, read.result()), service)
+                    item, lambda item=item, read=read: io.submit(
+                        write_item, item, answer(service, read.result()), service
+                    ),
                 )
                 if failure is not None:
                     finish(item, failure)
@@ -179,7 +181,7 @@ def _attempt(item: Item, work: Callable[[], Any]) -> tuple[Any, Failure | None]:
         return None, Failure(item, EXIT_BAD_INPUT, f"bad input: {error}")
     except ProcessFailed as error:
         return None, Failure(item, EXIT_FAILED, str(error))
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         log.exception("%s: failed", item.name)
         return None, Failure(item, EXIT_FAILED, f"{type(error).__name__}: {error}")
 

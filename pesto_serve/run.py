@@ -264,7 +264,7 @@ def execute(api: ServiceApi, settings: Settings, options: RunOptions) -> int:
     with ExitStack() as stack:
         try:
             service = stack.enter_context(started_service(api, settings))
-        except Exception as error:  # noqa: BLE001 - on_start() may raise anything
+        except Exception as error:
             if isinstance(error, PestoError):
                 log.error("the service cannot start: %s", error)
             else:

@@ -50,7 +50,7 @@ def command(*arguments, stdin: str | None = None, timeout: float = 300, **kwargs
     flat = [part for a in arguments for part in (a if isinstance(a, tuple) else (a,))]
     return subprocess.run(
         [str(a) for a in flat], input=stdin, capture_output=True, text=True,
-        timeout=timeout, **kwargs,
+        timeout=timeout, check=False, **kwargs,
     )
 
 

@@ -21,8 +21,8 @@ from run_support import (
     command,
     differences,
     expected_output,
-    make_template,
     folder_of,
+    make_template,
 )
 
 from pesto_pack.folders import read_folder

@@ -60,6 +60,8 @@ def contact_sheet(pictures: Pictures, title: str) -> bytes:
     """One PNG: expected | actual | difference side by side, captioned, the legend below."""
     from PIL import Image, ImageDraw
 
+    from pesto_pack.types.pictures import PNG_COMPRESSION
+
     panels = [Image.open(io.BytesIO(getattr(pictures, name))).convert("RGB") for name in PANELS]
     font = _font()
     width = sum(panel.width for panel in panels) + SHEET_MARGIN * (len(panels) + 1)
@@ -78,7 +80,7 @@ def contact_sheet(pictures: Pictures, title: str) -> bytes:
         draw.text((SHEET_MARGIN, top), line, fill=SHEET_TEXT, font=font)
         top += SHEET_CAPTION
     buffer = io.BytesIO()
-    sheet.save(buffer, "PNG")
+    sheet.save(buffer, "PNG", compress_level=PNG_COMPRESSION)
     return buffer.getvalue()
 
 

@@ -33,6 +33,9 @@ from PIL import ImageDraw
 from pesto_pack.errors import PayloadError
 from pesto_pack.types.base import JSON, Pictures
 
+PNG_COMPRESSION = 3
+"""zlib level of the pictures: on a 1000 x 667 photo, Pillow's default (6) took 175 ms for a
+file 6 % smaller than level 3's, 56 ms; a failing run may write many."""
 MIN_SIDE = 192
 MAX_SIDE = 1024
 NO_PICTURE_LIMIT = 2**40
@@ -117,8 +120,10 @@ def pixel_gap(expected: np.ndarray, actual: np.ndarray, size: tuple[int, int]) -
     one image has the pixel (shapes differ), inf where NaN meets a number."""
     bands = min(expected.shape[0], actual.shape[0])
     rows, columns = min(expected.shape[1], actual.shape[1]), min(expected.shape[2], actual.shape[2])
-    wanted = expected[:bands, :rows, :columns].astype(np.float64)
-    got = actual[:bands, :rows, :columns].astype(np.float64)
+    exact = all(a.dtype.kind in "uib" and a.dtype.itemsize <= 2 for a in (expected, actual))
+    kind = np.float32 if exact else np.float64  # float32 holds every 8- and 16-bit value exactly
+    wanted = expected[:bands, :rows, :columns].astype(kind)
+    got = actual[:bands, :rows, :columns].astype(kind)
     with np.errstate(invalid="ignore"):
         each = np.abs(wanted - got)
     each[np.isnan(wanted) & np.isnan(got)] = 0
@@ -246,7 +251,7 @@ def difference_legend(tolerance: float, largest: float, shapes_differ: bool) -> 
 
 def png(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    PILImage.fromarray(np.ascontiguousarray(rgb)).save(buffer, "PNG")
+    PILImage.fromarray(np.ascontiguousarray(rgb)).save(buffer, "PNG", compress_level=PNG_COMPRESSION)
     return buffer.getvalue()
 
 

@@ -270,3 +270,17 @@ def _png_base64(project: Path) -> str:
     import base64
 
     return base64.b64encode((folder_of(project, 2) / "input" / "image.png").read_bytes()).decode()
+
+
+def test_the_kubernetes_job_of_the_batch_page_is_a_valid_job_that_runs_a_folder():
+    import kubernetes_validate
+    import yaml
+
+    page = (Path(__file__).parent.parent / "docs" / "batch.md").read_text()
+    block = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    job = yaml.safe_load(block)
+
+    kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:4] == ["python", "-m", "pesto_serve", "run"]
+    assert "--input-dir" in command and "--output-dir" in command

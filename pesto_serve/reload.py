@@ -41,6 +41,8 @@ BIND_SECONDS = 5.0
 ERROR_PAGE_REFRESH_SECONDS = 2
 EXIT_NO_WATCHER = 3
 PR_SET_PDEATHSIG = 1
+SUPERVISOR_VARIABLE = "PESTO_RELOAD_SUPERVISOR"
+"""The supervisor's process id, in its children's environment."""
 HINT = f"fix the code: the service restarts when a file of {' or '.join(f'{w}/' for w in WATCHED)} changes"
 
 
@@ -57,7 +59,7 @@ def supervise(project_dir: Path, host: str, port: int, arguments: Sequence[str])
         return EXIT_NO_WATCHER
     port = port or _free_port(host)
     command = [
-        sys.executable, "-m", "pesto_serve.cli",
+        sys.executable, "-m", "pesto_serve.reload",
         *child_arguments(arguments),
         "--host", host, "--port", str(port),
     ]
@@ -115,10 +117,10 @@ class Supervisor:
             self._close_error_server()
             # No .pyc is written for the project: one written in the same second as the next
             # edit, with the same size, would be taken as up to date by the next child.
-            environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-            child = subprocess.Popen(
-                self.command, stderr=subprocess.PIPE, env=environment, preexec_fn=_stop_with_parent
-            )
+            environment = {
+                **os.environ, "PYTHONDONTWRITEBYTECODE": "1", SUPERVISOR_VARIABLE: str(os.getpid())
+            }
+            child = subprocess.Popen(self.command, stderr=subprocess.PIPE, env=environment)
             self._child = child
         threading.Thread(target=self._follow, args=(child,), name="pesto-reload-child", daemon=True).start()
 
@@ -221,15 +223,19 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _stop_with_parent() -> None:
-    """In the child, before it runs: on Linux, SIGTERM it if the supervisor dies (even killed
-    with SIGKILL), so no service is left holding the port. Elsewhere nothing is done."""
+def _stop_with_supervisor() -> None:
+    """In the child: on Linux, be sent SIGTERM when the supervisor dies (even killed with
+    SIGKILL), so no service is left holding the port; and stop at once if it is already gone.
+    Done here, after exec, rather than between fork and exec, which is unsafe in a process with
+    threads. Elsewhere only the second check is made."""
     try:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
+    if str(os.getppid()) != os.environ.get(SUPERVISOR_VARIABLE):
+        sys.exit(0)  # the supervisor died before the line above
 
 
 def _free_port(host: str) -> int:
@@ -237,3 +243,10 @@ def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+if __name__ == "__main__":  # a child: `pesto-serve ARGUMENTS` as the supervisor's child
+    from pesto_serve.cli import main
+
+    _stop_with_supervisor()
+    sys.exit(main(sys.argv[1:]))

@@ -15,7 +15,6 @@ service as text, never as HTML. `PESTO_PAGE=0` turns it off.
 import logging
 import zlib
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import bottle

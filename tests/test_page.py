@@ -411,6 +411,8 @@ from algorithm.input_output import Input, Output
 class Process:
     @staticmethod
     def process(input: Input, progress) -> Output:
+        if input.text == "fail":
+            raise ValueError("this text cannot be processed")
         for percent in range(100):
             progress(percent)
             time.sleep(0.1)
@@ -420,7 +422,8 @@ class Process:
 
 @pytest.fixture(scope="session")
 def slow_stateful_url(tmp_path_factory) -> Iterator[str]:
-    """A stateful service whose process() takes 10 s and reports its progress."""
+    """A stateful service whose process() takes 10 s and reports its progress (or fails at once
+    on the text `fail`)."""
     folder = tmp_path_factory.mktemp("slow")
     project = copy_project("echo", folder)
     (project / "algorithm" / "process.py").write_text(SLOW_PROCESS)
@@ -446,3 +449,14 @@ def test_a_running_job_shows_its_progress_and_is_cancelled(chromium, slow_statef
     assert not chromium.find_element("id", "cancel").is_displayed()
     assert chromium.find_element("id", "run").is_enabled()
     screenshot(chromium, browser_artifacts, "page-stateful-cancelled")
+
+
+def test_a_failed_job_shows_why(chromium, slow_stateful_url, browser_artifacts):
+    open_page(chromium, slow_stateful_url)
+    fill(chromium, "text", "fail")
+    run_and_wait(chromium, "error")
+    assert chromium.find_element("id", "job-status").get_attribute("data-status") == "ERROR"
+    message = chromium.find_element("id", "error").text
+    assert "failed" in message and "ValueError: this text cannot be processed" in message
+    assert not chromium.find_element("id", "outputs").is_displayed()
+    screenshot(chromium, browser_artifacts, "page-stateful-error")

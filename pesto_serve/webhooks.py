@@ -19,6 +19,7 @@ import urllib.request
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from pesto_pack.errors import PestoError
 from pesto_pack.types.images import is_under
 from pesto_serve.errors import ServiceError
 from pesto_serve.jobs.documents import job_document
@@ -66,9 +67,13 @@ class WebhookSender:
     """Sends the due deliveries of the job store; one thread per replica."""
 
     def __init__(self, jobs: JobBackend, secret: str, max_attempts: int, backoff: float):
-        from standardwebhooks import (
-            Webhook,  # imported only when webhooks are configured
-        )
+        try:  # imported only when webhooks are configured
+            from standardwebhooks import Webhook
+        except ModuleNotFoundError:
+            raise PestoError(
+                "PESTO_WEBHOOK_ALLOWLIST is set but the standardwebhooks package is not "
+                "installed: install pesto-toolkit[webhooks] (a stateful image has it)"
+            ) from None
 
         self.jobs = jobs
         self.signer = Webhook(secret)

@@ -23,8 +23,11 @@ from standardwebhooks import Webhook
 from webhook_support import Receiver
 
 from pesto_pack.errors import PestoError
+from pesto_pack.types.base import Result
 from pesto_serve.jobs import CANCELLED, DONE, ERROR, PENDING, RUNNING, Submission
 from pesto_serve.jobs.folder import FolderJobs
+from pesto_serve.jobs.redis import RedisJobs
+from pesto_serve.logs import JsonFormatter, TextFormatter
 from pesto_serve.settings import Settings
 
 BACKENDS = ("folder", "redis")
@@ -499,3 +502,45 @@ def test_the_openapi_document_describes_cancel_progress_webhooks_and_pages(jobs)
     assert {"webhook", "cancelRequested", "correlationId", "attempts"} <= set(job)
     status = document["paths"]["/api/v1/jobs/{job_id}/status"]["get"]
     assert "X-Correlation-ID" in status["responses"]["200"]["headers"]
+
+
+# -- the Redis backend's queue, without HTTP ---------------------------------------------------
+
+def redis_jobs(url: str, max_attempts: int = 3) -> RedisJobs:
+    return RedisJobs(url, retention=60, visibility_timeout=0.3, max_attempts=max_attempts)
+
+
+def test_a_stalled_job_runs_again_elsewhere_and_the_late_run_stores_nothing(redis_url):
+    stalled, other = redis_jobs(redis_url), redis_jobs(redis_url)
+    job, _ = stalled.submit(submission({"tag": "x"}), 10)
+    slow = stalled.claim(1.0)  # its replica stops heartbeating
+    assert other.claim(0.1) is None, "not before the visibility timeout"
+    time.sleep(0.4)
+    fast = other.claim(1.0)
+    assert (fast.job.id, fast.job.attempts, fast.body) == (job.id, 2, slow.body)
+    assert other.finish(fast, {"result": Result(b"second run", "text/plain")}).status == DONE
+    assert stalled.finish(slow, {"result": Result(b"first run", "text/plain")}) is None
+    stored = other.get(job.id)
+    assert other.read(stored, stored.results["result"]).content == b"second run"
+    assert other.counts() == {"PENDING": 0, "RUNNING": 0, "DONE": 1, "ERROR": 0, "CANCELLED": 0}
+    assert other.client.xlen(other.queue) == 0, "the entry is acknowledged and deleted"
+    assert other.client.exists(f"pesto:input:{job.id}") == 0, "the inputs go when the job ends"
+
+
+def test_a_job_whose_runs_all_stall_ends_error_naming_why(redis_url):
+    first, second, third = (redis_jobs(redis_url, max_attempts=2) for _ in range(3))
+    job, _ = first.submit(submission({"tag": "x"}), 10)
+    assert first.claim(1.0).job.attempts == 1
+    time.sleep(0.4)
+    assert second.claim(1.0).job.attempts == 2
+    time.sleep(0.4)
+    assert third.claim(1.0) is None
+    failed = third.get(job.id)
+    assert failed.status == ERROR and "started 2 time(s) and never finished" in failed.error
+
+
+def test_the_access_line_carries_the_correlation_id():
+    line = TextFormatter().access_line(0.0, "GET", "/api/v1/jobs", 200, 1.0, "req-1")
+    assert line.endswith("GET /api/v1/jobs 200 1.0ms correlation_id=req-1")
+    document = json.loads(JsonFormatter().access_line(0.0, "GET", "/x", 200, 1.0, "req-1"))
+    assert document["correlation_id"] == "req-1"

@@ -28,7 +28,15 @@ def open_backend(url: str, *, retention: float, visibility_timeout: float, max_a
                  folder=None) -> JobBackend:
     """The backend `url` names (`folder` is the checked folder of a `file://` URL)."""
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from pesto_serve.jobs.redis import RedisJobs
+        try:
+            from pesto_serve.jobs.redis import RedisJobs
+        except ModuleNotFoundError as error:
+            from pesto_pack.errors import PestoError
+
+            raise PestoError(
+                f"PESTO_JOBS_URL names Redis but {error.name!r} is not installed: install "
+                "pesto-toolkit[redis] (a stateful image has it)"
+            ) from None
 
         return RedisJobs(url, retention=retention, visibility_timeout=visibility_timeout,
                          max_attempts=max_attempts)

@@ -533,9 +533,19 @@ class RedisJobs(JobBackend):
             old = self.client.zrangebyscore(self._k("expiry"), "-inf", at or now(), start=0, num=500)
             for job_id in old:
                 self.delete(job_id.decode())
+            self._forget_gone_consumers()
             return len(old)
         finally:
             self.client.delete(self._k("sweep"))
+
+    def _forget_gone_consumers(self) -> None:
+        """Remove from the group the replicas gone for long with nothing pending: each start
+        of a replica adds a consumer name, and the group would list them forever."""
+        self._ensure_group()
+        idle_ms = 1000 * max(3600.0, 10 * self.visibility_timeout)
+        for consumer in self.client.xinfo_consumers(self.queue, CONSUMER_GROUP):
+            if consumer["pending"] == 0 and consumer["idle"] > idle_ms:
+                self.client.xgroup_delconsumer(self.queue, CONSUMER_GROUP, consumer["name"])
 
     # -- webhooks ------------------------------------------------------------------------
     @_unavailable

@@ -57,7 +57,8 @@ def save_pictures(
 
 
 def contact_sheet(pictures: Pictures, title: str) -> bytes:
-    """One PNG: expected | actual | difference side by side, captioned, the legend below."""
+    """One PNG: the title, then expected | actual | difference side by side, each captioned,
+    the legend below."""
     from PIL import Image, ImageDraw
 
     from pesto_pack.types.pictures import PNG_COMPRESSION
@@ -65,20 +66,23 @@ def contact_sheet(pictures: Pictures, title: str) -> bytes:
     panels = [Image.open(io.BytesIO(getattr(pictures, name))).convert("RGB") for name in PANELS]
     font = _font()
     width = sum(panel.width for panel in panels) + SHEET_MARGIN * (len(panels) + 1)
-    legend = textwrap.wrap(pictures.legend, max(20, width // 7)) if pictures.legend else []
+    wrap = max(20, width // 7)  # about 7 pixels a character
+    lines_above = textwrap.wrap(title, wrap)
+    legend = textwrap.wrap(pictures.legend, wrap)
     panel_height = max(panel.height for panel in panels)
-    height = SHEET_MARGIN * 2 + SHEET_CAPTION + panel_height + SHEET_CAPTION * len(legend)
-    sheet = Image.new("RGB", (width, height + (SHEET_MARGIN if legend else 0)), SHEET_BACKGROUND)
+    panels_top = SHEET_MARGIN + SHEET_CAPTION * (len(lines_above) + 1)
+    legend_top = panels_top + panel_height + SHEET_MARGIN
+    sheet = Image.new("RGB", (width, legend_top + SHEET_CAPTION * len(legend) + SHEET_MARGIN), SHEET_BACKGROUND)
     draw = ImageDraw.Draw(sheet)
+    for row, line in enumerate(lines_above):
+        draw.text((SHEET_MARGIN, SHEET_MARGIN + row * SHEET_CAPTION), line, fill=SHEET_TEXT, font=font)
     left = SHEET_MARGIN
     for name, panel in zip(PANELS, panels):
-        draw.text((left, SHEET_MARGIN), f"{title}: {name}", fill=SHEET_TEXT, font=font)
-        sheet.paste(panel, (left, SHEET_MARGIN + SHEET_CAPTION))
+        draw.text((left, panels_top - SHEET_CAPTION), name, fill=SHEET_TEXT, font=font)
+        sheet.paste(panel, (left, panels_top))
         left += panel.width + SHEET_MARGIN
-    top = SHEET_MARGIN * 2 + SHEET_CAPTION + panel_height
-    for line in legend:
-        draw.text((SHEET_MARGIN, top), line, fill=SHEET_TEXT, font=font)
-        top += SHEET_CAPTION
+    for row, line in enumerate(legend):
+        draw.text((SHEET_MARGIN, legend_top + row * SHEET_CAPTION), line, fill=SHEET_TEXT, font=font)
     buffer = io.BytesIO()
     sheet.save(buffer, "PNG", compress_level=PNG_COMPRESSION)
     return buffer.getvalue()

@@ -18,6 +18,7 @@ from pesto_pack.types.base import JSON, PayloadType, Pictures, Tolerance
 from pesto_pack.types.geometry import POLYGON, POLYGONS
 from pesto_pack.types.images import IMAGE, IMAGES
 from pytest_pesto.pictures import (
+    SHEET_MARGIN,
     comparable_answer,
     contact_sheet,
     readable_diff,
@@ -265,11 +266,11 @@ def test_the_sheet_puts_expected_actual_and_difference_side_by_side():
 
     sheet = rgb(contact_sheet(pictures, "image"))
 
-    middle = sheet[sheet.shape[0] // 2 - 10 : sheet.shape[0] // 2 + 10]
-    row = [tuple(c) for c in sheet[40]]
+    (top, *_), _ = np.nonzero((sheet == (255, 0, 0)).all(axis=2))
+    row = [tuple(c) for c in sheet[top]]
     reds, greens, blues = (row.index(c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
-    assert reds < greens < blues
-    assert middle.size and sheet.shape[1] >= 60
+    assert reds < greens < blues and greens - reds == blues - greens == 20 + SHEET_MARGIN
+    assert top > 30 and sheet.shape[0] > top + 10 + 20  # the title and captions above, the legend below
 
 
 def test_the_readable_diff_shows_json_changes_and_stands_in_for_images():

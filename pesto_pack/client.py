@@ -88,11 +88,11 @@ class PestoClient:
         return str(answer["jobId"])
 
     def status(self, job_id: str) -> dict:
-        """`{"jobId", "status": PENDING|RUNNING|DONE|ERROR, "error"}`."""
+        """`{"jobId", "status": PENDING|RUNNING|DONE|ERROR|CANCELLED, "error", "progress", ...}`."""
         return self.get_json(f"{API}/jobs/{job_id}/status")
 
     def wait(self, job_id: str, timeout: float | None = None) -> dict:
-        """Poll the job's status until DONE; JobFailed on ERROR or past `timeout` seconds."""
+        """Poll the job's status until DONE; JobFailed on ERROR, CANCELLED or past `timeout`."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         delay = 0.005
         while True:
@@ -100,8 +100,8 @@ class PestoClient:
             state = status.get("status")
             if state == "DONE":
                 return status
-            if state == "ERROR":
-                raise JobFailed(f"job {job_id} failed: {status.get('error') or 'no message'}")
+            if state in ("ERROR", "CANCELLED"):
+                raise JobFailed(f"job {job_id} ended {state}: {status.get('error') or 'no message'}")
             if time.monotonic() + delay > deadline:
                 raise JobFailed(
                     f"job {job_id} is still {state} after {timeout or self.timeout:g} s; raise "

@@ -30,14 +30,16 @@ def fill(driver, name: str, text: str) -> None:
 
 
 def run_and_wait(driver, what: str = "outputs") -> None:
+    """Press Run and wait for the outputs, or the error message (`what="error"`); the other
+    one showing up instead fails the test with what the page shows."""
     driver.find_element("id", "run").click()
     wait_for(
         driver,
-        lambda d: d.find_element("id", what).is_displayed() or d.find_element("id", "error").is_displayed(),
+        lambda d: d.find_element("id", "outputs").is_displayed() or d.find_element("id", "error").is_displayed(),
         timeout=60, message="no outputs and no error after Run",
     )
-    if what == "outputs" and driver.find_element("id", "error").is_displayed():
-        pytest.fail(f"the page shows an error: {driver.find_element('id', 'error').text}")
+    if not driver.find_element("id", what).is_displayed():
+        pytest.fail(f"expected {what}, the page shows: {driver.find_element('tag name', 'main').text[-2000:]}")
 
 
 def output(driver, name: str):

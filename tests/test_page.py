@@ -460,3 +460,21 @@ def test_a_failed_job_shows_why(chromium, slow_stateful_url, browser_artifacts):
     assert "failed" in message and "ValueError: this text cannot be processed" in message
     assert not chromium.find_element("id", "outputs").is_displayed()
     screenshot(chromium, browser_artifacts, "page-stateful-error")
+
+
+def test_an_image_the_browser_cannot_show_is_offered_as_a_file(chromium, mirror_url, tmp_path):
+    import tifffile
+
+    bands = np.linspace(0, 1, 2 * 8 * 12, dtype=np.float32).reshape(2, 8, 12)
+    photo = tmp_path / "bands.tif"
+    tifffile.imwrite(photo, bands, photometric="minisblack", planarconfig="separate")
+    open_page(chromium, mirror_url)
+    control(chromium, "image").send_keys(str(photo))
+    caption = wait_for(chromium, lambda d: d.find_elements("css selector", '[data-field="image"] figcaption'))[0]
+    wait_for(chromium, lambda d: "no preview" in caption.text, message="no word about the missing preview")
+    run_and_wait(chromium)
+    link = output(chromium, "image").find_element("tag name", "a")
+    assert "image/tiff" in link.text
+    assert link.get_attribute("download") == "image.tiff"
+    assert link.get_attribute("href").startswith("blob:")
+    assert not output(chromium, "image").find_elements("tag name", "img")

@@ -684,18 +684,21 @@
     let url;
     let type;
     if (value && typeof value === "object" && value.url) {
-      ({url, type} = value);
+      ({url, type} = value);  // a stateful job's result, already an object URL
     } else if (typeof value === "string") {
       type = imageTypeOf(value);
-      url = SHOWN_BY_BROWSERS.has(type) ? `data:${type};base64,${value}` : null;
-      if (!url) {
+      if (SHOWN_BY_BROWSERS.has(type)) {
+        url = `data:${type};base64,${value}`;
+      } else {
         url = URL.createObjectURL(base64Blob(value, type));
         state.urls.push(url);
-        const link = element("a", {href: url, download: `${name}.${type.split("/")[1]}`, text: `download ${name} (${type})`});
-        return element("p", {}, "This browser cannot show this image format: ", link);
       }
     } else {
       return element("pre", {className: "json", text: JSON.stringify(value, null, 2)});
+    }
+    if (!SHOWN_BY_BROWSERS.has(type)) {  // TIFF: offered as a file
+      const link = element("a", {href: url, download: `${name}.${type.split("/")[1]}`, text: `download ${name} (${type})`});
+      return element("p", {}, "This browser cannot show this image format: ", link);
     }
     const image = element("img", {src: url, alt: `${name} (output image)`, className: "output-image"});
     const caption = element("figcaption", {text: name});

@@ -75,12 +75,16 @@ def browser_artifacts(tmp_path_factory) -> Path:
 
 
 def screenshot(driver, artifacts: Path, name: str) -> Path:
-    """Save what the browser shows as `artifacts/NAME.png`, whole page height included."""
+    """Save what the browser shows as `artifacts/NAME.png`, whole page height included; the
+    window gets its size back, so the next test sees the browser as it was."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    width = driver.get_window_size()["width"]
-    driver.set_window_size(width, max(int(height) + 100, 600))
+    size = driver.get_window_size()
+    driver.set_window_size(size["width"], max(int(height) + 100, 600))
     path = artifacts / f"{name}.png"
-    driver.save_screenshot(str(path))
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        driver.set_window_size(size["width"], size["height"])
     return path
 
 

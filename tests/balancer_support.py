@@ -211,8 +211,12 @@ class CheckTimings:
         return self.down_within + self.interval_ms / 1000
 
 
-def haproxy_config(port: int, servers: list[Replica], socket_path: Path, checks: CheckTimings) -> str:
-    """The balancer's configuration: docs/deploy.md explains each timing."""
+def haproxy_config(
+    port: int, servers: list[Replica], socket_path: Path, checks: CheckTimings, server_close: bool = True
+) -> str:
+    """The balancer's configuration: docs/deploy.md explains each line. `server_close`: a new
+    connection to the replica for each request (`option http-server-close`); without it, a
+    request sent on a kept-alive connection to a replica that has just died fails."""
     lines = [
         "global",
         f"    stats socket {socket_path} mode 600 level admin",
@@ -220,16 +224,14 @@ def haproxy_config(port: int, servers: list[Replica], socket_path: Path, checks:
         "    log stdout format raw local0",
         "defaults",
         "    mode http",
-        "    log global",
-        "    option httplog",
         "    timeout connect 2s",
         "    timeout client 60s",
         "    timeout server 60s",
         "    timeout http-request 10s",
-        "    option http-server-close",
         "    retries 3",
         "    option redispatch 1",
         "    retry-on conn-failure empty-response 503",
+        *(["    option http-server-close"] if server_close else []),
         "frontend pesto",
         f"    bind 127.0.0.1:{port}",
         "    default_backend replicas",
@@ -281,13 +283,15 @@ class Balancer:
 
 
 @contextmanager
-def haproxy(folder: Path, servers: list[Replica], checks: CheckTimings = CheckTimings()) -> Iterator[Balancer]:
+def haproxy(
+    folder: Path, servers: list[Replica], checks: CheckTimings = CheckTimings(), server_close: bool = True
+) -> Iterator[Balancer]:
     """HAProxy on a free loopback port in front of `servers`, once every one is UP."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     socket_path = folder / "haproxy.sock"
     config = folder / "haproxy.cfg"
-    config.write_text(haproxy_config(port, servers, socket_path, checks))
+    config.write_text(haproxy_config(port, servers, socket_path, checks, server_close))
     log = folder / "haproxy.log"
     with _process([HAPROXY_BINARY, "-f", str(config), "-db"], log):
         _wait_until(socket_path.exists, "haproxy", 10, log)

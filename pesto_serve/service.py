@@ -83,6 +83,7 @@ class Service:
         self._workers: Workers | None = None
         self._decoded: collections.OrderedDict[str, dict] = collections.OrderedDict()
         """Inputs decoded when a job was submitted here, kept to run it without decoding again."""
+        self._decoded_lock = threading.Lock()
         self._cancelled: set[str] = set()
         """Jobs running here that a client cancelled through this replica."""
 
@@ -138,8 +139,8 @@ class Service:
             )
         self.check_ready()
 
-    def check_ready(self) -> None:
-        """A 503 unless the service can take work now."""
+    def check_ready(self, store: bool = True) -> None:
+        """A 503 unless the service can take work now (`store`: the job store answers too)."""
         if self.stopping:
             raise ServiceError(
                 503, "the service is shutting down; retry on another instance",
@@ -154,7 +155,7 @@ class Service:
         stuck = self._stuck()
         if stuck:
             raise ServiceError(503, stuck, headers={"Retry-After": RETRY_AFTER_SECONDS})
-        if self.jobs is not None:
+        if store and self.jobs is not None:
             self.jobs.check()
 
     def _stuck(self) -> str | None:
@@ -196,7 +197,7 @@ class Service:
         the job here; the stored body lets any replica run it. (job, False): the
         Idempotency-Key named a job submitted before.
         """
-        self.check_ready()
+        self.check_ready(store=False)  # the submit itself answers 503 when the store cannot
         if idempotency_key is not None:
             _check_idempotency_key(idempotency_key)
         if webhook is not None:
@@ -211,9 +212,10 @@ class Service:
         )
         job, created = self.jobs.submit(submission, self.slots.count + self.slots.queue_size)
         if created:
-            self._decoded[job.id] = values
-            while len(self._decoded) > max(64, 2 * (self.slots.count + self.slots.queue_size)):
-                self._decoded.popitem(last=False)
+            with self._decoded_lock:
+                self._decoded[job.id] = values
+                while len(self._decoded) > max(64, 2 * (self.slots.count + self.slots.queue_size)):
+                    self._decoded.popitem(last=False)
         return job, created
 
     def job(self, job_id: str) -> Job:

@@ -544,3 +544,15 @@ def test_the_access_line_carries_the_correlation_id():
     assert line.endswith("GET /api/v1/jobs 200 1.0ms correlation_id=req-1")
     document = json.loads(JsonFormatter().access_line(0.0, "GET", "/x", 200, 1.0, "req-1"))
     assert document["correlation_id"] == "req-1"
+
+
+def test_a_redis_refusing_writes_is_a_503_not_a_500(redis_url, redis_server):
+    with served("jobs", jobs_url=redis_url) as (app, _), redis_server.client() as client:
+        client.config_set("maxmemory", "1")  # full: under noeviction every write is refused
+        try:
+            response = app.post_json("/api/v1/process", {"tag": "full"}, status=503)
+        finally:
+            client.config_set("maxmemory", "0")
+        assert response.headers["Retry-After"] and "refuses writes" in error_of(response)["message"]
+        job_id = app.post_json("/api/v1/process", {"tag": "room"}, status=202).json["jobId"]
+        assert wait_for(app, job_id)["status"] == DONE

@@ -204,7 +204,8 @@ return due[1]
 
 
 def _unavailable(method):
-    """Redis unreachable, loading its data, or too slow: a 503 the client retries, never a 500."""
+    """Redis unreachable, loading its data, too slow, or refusing writes (memory full under
+    `noeviction`, a failing disk, a read-only replica): a 503 the client retries, never a 500."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
@@ -214,6 +215,15 @@ def _unavailable(method):
             raise StoreUnavailable(
                 f"the job store (Redis at {self.where}) cannot be reached now "
                 f"({type(error).__name__}: {error}); retry shortly"
+            ) from error
+        except redis.ResponseError as error:
+            refused = isinstance(error, (redis.exceptions.OutOfMemoryError,
+                                         redis.exceptions.ReadOnlyError))
+            if not refused and "MISCONF" not in str(error):
+                raise
+            raise StoreUnavailable(
+                f"the job store (Redis at {self.where}) refuses writes now ({error}); retry "
+                "later (its operator frees memory, raises maxmemory or fixes its disk)"
             ) from error
 
     return wrapper
@@ -299,6 +309,7 @@ class RedisJobs(JobBackend):
             return job, False
         return job, True
 
+    @_unavailable
     def claim(self, wait: float) -> Claimed | None:
         try:
             return self._claim_next(self.consumer, wait)
@@ -310,8 +321,6 @@ class RedisJobs(JobBackend):
             log.warning("the job queue's consumer group is gone; making it again")
             self._group_ready = False
             return None
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            raise StoreUnavailable(f"the job store (Redis at {self.where}) cannot be reached: {error}")
 
     def _claim_next(self, consumer: str, wait: float) -> Claimed | None:
         self._ensure_group()

@@ -1,8 +1,8 @@
 """Memory under large images: a service answering big images one after another stays flat.
 
 Without a cap on glibc's malloc arenas every waitress thread that takes a request gets an
-arena of its own and keeps what it freed: 2048x2048 images grew a one-slot service from
-119 MB after 2 requests to 438 MB after 8 (4096x4096 ones: 1.6 GB after 16). The test reads
+arena of its own and keeps what it freed: 2048x2048 images grew a one-slot service to 407-481
+MB after 8 requests, whose first peaked at 123 MB (4096x4096 ones: 1.6 GB after 16). The test reads
 the real server's resident memory (VmRSS) from /proc.
 """
 
@@ -23,8 +23,10 @@ SIZE = 2048
 """11 MB of base64: large enough that each request's buffers go to its thread's arena (the
 4096² run shows the same growth, 4 times slower), small enough for seconds per request."""
 REQUESTS = 8
-GROWTH_ALLOWED = 1.5
-"""RSS after all requests over RSS after the first 2: 1.13 measured with the cap, 3.7 without."""
+GROWTH_ALLOWED = 1.6
+"""RSS after all requests over the first request's peak (VmHWM): 0.8 to 1.3 measured with the
+cap, 3.3 to 3.9 without (the RSS after the first requests is no base: it varies with which
+arena served them)."""
 
 
 def noisy_png_base64(size: int) -> str:
@@ -38,6 +40,10 @@ def noisy_png_base64(size: int) -> str:
     out = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(out, format="PNG")
     return base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def pixels(encoded: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))))
 
 
 def rss_mb(pid: int, key: str = "VmRSS:") -> float:
@@ -54,15 +60,18 @@ def test_large_images_one_after_another_leave_memory_flat(tmp_path):
         for _ in range(REQUESTS):
             answer = session.post(f"{server.url}/api/v1/process", json=body, timeout=120)
             assert answer.status_code == 200, answer.text[:300]
-            assert answer.json()["image"] == body["image"] or len(answer.json()["image"]) > 1000
             after.append(rss_mb(server.process.pid))
+            if len(after) == 1:
+                single_peak = rss_mb(server.process.pid, "VmHWM:")
+                assert np.array_equal(pixels(answer.json()["image"]), pixels(body["image"]))
         peak = rss_mb(server.process.pid, "VmHWM:")
-    growth = after[-1] / after[1]
+    growth = after[-1] / single_peak
     assert growth <= GROWTH_ALLOWED, (
-        f"RSS grew from {after[1]:.0f} MB after 2 requests to {after[-1]:.0f} MB after {REQUESTS} "
-        f"({growth:.2f} x; all: {[round(r) for r in after]}): malloc arenas are growing again"
+        f"RSS after {REQUESTS} requests is {after[-1]:.0f} MB, {growth:.2f} x the peak of the first "
+        f"request ({single_peak:.0f} MB; after each: {[round(r) for r in after]}): malloc arenas "
+        "are growing again"
     )
-    assert peak < 8 * len(body["image"]) / 1e6 + 200, f"peak {peak:.0f} MB for one request"
+    assert peak < 2 * single_peak, f"peak {peak:.0f} MB against {single_peak:.0f} MB for the first request"
 
 
 def test_the_operators_malloc_arena_max_wins():

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,13 @@ class Payloads:
 
     def decode(self, body: Any) -> dict[str, Any]:
         """The request's fields as `process()` receives them; a 400 naming the field if not."""
+        if getattr(_this_thread, "large", False):  # this thread's parse_json() read a large body
+            _this_thread.large = False
+            with _large_bodies:
+                return self._decode(body)
+        return self._decode(body)
+
+    def _decode(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ServiceError(
                 400, f"the body must be a JSON object of the inputs, got a JSON {json_type_name(body)}"
@@ -148,7 +156,26 @@ class _NotANumber(str):
     """What `NaN`, `Infinity` and `-Infinity` parse to, until refused with their field."""
 
 
+LARGE_BODY_BYTES = 1024 * 1024
+LARGE_BODIES_AT_ONCE = 2
+"""How many large bodies are parsed, and how many decoded, at any one time. Parsing and decoding
+a 4096x4096 image holds about 5 times its body (bytes, text, decoded bytes, pixels); requests
+that arrive together would otherwise hold that all at once. Small bodies are never held back."""
+_large_bodies = threading.BoundedSemaphore(LARGE_BODIES_AT_ONCE)
+_this_thread = threading.local()
+
+
 def parse_json(body: bytes) -> Any:
+    """`_parse_json(body)`, bounded for large bodies (LARGE_BODIES_AT_ONCE)."""
+    if len(body) < LARGE_BODY_BYTES:
+        _this_thread.large = False
+        return _parse_json(body)
+    _this_thread.large = True
+    with _large_bodies:
+        return _parse_json(body)
+
+
+def _parse_json(body: bytes) -> Any:
     """The body as JSON; a 400 for what is not JSON, and, naming the field, for what Python's
     parser lets through but a JSON answer cannot carry: NaN, Infinity, numbers too large for
     a float (`1e999`), unpaired UTF-16 surrogates (`"\\ud800"`), and nesting deeper than

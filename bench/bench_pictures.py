@@ -4,12 +4,14 @@
     python bench/bench_pictures.py [--repeat N]
 
 With the toolkit's Python (`. scripts/bootstrap`). For a few image sizes and types, each with
-a changed patch, it prints the median over N runs (and the spread) of:
+a changed patch, it prints the median over N runs of the process's CPU time (steadier than
+wall time on a shared machine) and, in brackets, of the wall time, in milliseconds, of:
 - compare: `Image.compare` of the two files, what every test folder pays (decode, figures);
 - draw: `Image.draw_difference`, what only a failing folder pays on top (decode again,
   the three pictures as PNG);
 - sheet: the expected | actual | difference sheet from those pictures;
-and the ratio (draw + sheet) / compare, with the PNG sizes written. Nothing leaves the process.
+and the CPU ratio (draw + sheet) / compare, with the PNG sizes written. The images are noise
+(the worst case for PNG's compression). Nothing leaves the process.
 """
 
 import argparse
@@ -41,20 +43,21 @@ def pair(shape: tuple[int, int, int], dtype) -> tuple[str, str]:
 
 
 def timed(action, repeat: int) -> tuple[float, float, object]:
-    """Median and spread (max - min) in milliseconds, and the last result."""
-    times, result = [], None
+    """Median CPU and wall time in milliseconds, and the last result."""
+    cpu, wall, result = [], [], None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start_cpu, start_wall = time.process_time(), time.perf_counter()
         result = action()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), max(times) - min(times), result
+        cpu.append((time.process_time() - start_cpu) * 1000)
+        wall.append((time.perf_counter() - start_wall) * 1000)
+    return statistics.median(cpu), statistics.median(wall), result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per figure (default 7)")
     args = parser.parse_args()
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; median (spread) of {args.repeat} runs, ms")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; median of {args.repeat} runs: CPU ms (wall ms)")
     print(f"{'case':32} {'compare':>16} {'draw':>16} {'sheet':>16} {'ratio':>6}  PNG diff / sheet")
     for name, shape, dtype in CASES:
         print(measure(name, *pair(shape, dtype), args.repeat))
@@ -68,7 +71,7 @@ def measure(name: str, expected: str, actual: str, repeat: int) -> str:
     (pictures,) = draw[2]
     sheet = timed(lambda: contact_sheet(pictures, "image"), repeat)
     ratio = (draw[0] + sheet[0]) / compare[0]
-    cells = [f"{m:8.0f} ({s:4.0f})" for m, s, _ in (compare, draw, sheet)]
+    cells = [f"{cpu:6.0f} ({wall:5.0f})" for cpu, wall, _ in (compare, draw, sheet)]
     sizes = f"{len(pictures.difference) // 1024} KiB / {len(sheet[2]) // 1024} KiB"
     return f"{name:32} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} {ratio:6.2f}  {sizes}"
 

@@ -43,7 +43,9 @@ ECHO_BODY = {"text": "hello, pesto", "number": 4.2}
 MEMORY_REQUESTS = 5_000
 IMAGE_TIME_CAP = 4
 """A size's rounds stop after this many times its seconds, even short of the minimum count."""
-STARTS = 3
+STARTS = 5
+PARTS = ("large", "flood", "slow", "noop", "images", "concurrency")
+"""The parts of a run, in the order they run (`--only` picks some)."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 HEALTH = "/api/v1/health"
 PROCESS = "/api/v1/process"
@@ -53,8 +55,8 @@ PROCESS = "/api/v1/process"
 class Budget:
     """Seconds per measurement; `--quick` scales them down for a smoke run."""
 
-    noop_seconds: int = 4
-    noop_rounds: int = 3
+    noop_seconds: int = 3
+    noop_rounds: int = 5
     warmup_seconds: int = 1
     sleep_seconds: int = 5
     image_seconds: dict = field(default_factory=lambda: {256: 8.0, 1024: 15.0, 4096: 20.0})
@@ -62,12 +64,16 @@ class Budget:
     memory_requests: int = MEMORY_REQUESTS
     memory_seconds: float = 60.0
     """At most this long for each batch of requests (the original may be too slow for 5,000)."""
+    large_size: int = 4096
+    large_requests: int = 16
+    flood_requests: int = 20
 
     def quick(self) -> "Budget":
         return Budget(
             noop_seconds=2, noop_rounds=1, warmup_seconds=1, sleep_seconds=2,
             image_seconds={size: s / 4 for size, s in self.image_seconds.items()},
             image_minimum={256: 3, 1024: 2, 4096: 1}, memory_requests=1_000, memory_seconds=20.0,
+            large_size=2048, large_requests=6, flood_requests=10,
         )
 
 
@@ -274,9 +280,13 @@ class Load:
 
 
 def wrk_load(wrk: str, port: int, body: Path, connections: int, seconds: int) -> Load:
-    """wrk posting `body` over `connections` keep-alive connections for `seconds` (whole)."""
+    """wrk posting `body` over `connections` keep-alive connections for `seconds` (whole).
+
+    One wrk thread whatever the connections: a second thread would take a core from the
+    server on a small machine, and one thread is how the figures quoted in the issues were
+    taken, so the two agree."""
     command = [
-        wrk, "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
+        wrk, "-t", "1", "-c", str(connections), "-d", f"{seconds}s",
         "--timeout", "30s", "-s", str(HERE / "post.lua"), f"http://127.0.0.1:{port}{PROCESS}",
     ]
     result = subprocess.run(
@@ -337,6 +347,9 @@ class Client:
 
 @dataclass
 class Results:
+    large: dict = field(default_factory=dict)
+    flood: dict = field(default_factory=dict)
+    slow: dict = field(default_factory=dict)
     footprint: dict = field(default_factory=dict)
     noop: dict = field(default_factory=dict)
     images: dict = field(default_factory=dict)
@@ -393,8 +406,10 @@ def measure_noop(wrk: str, services: list[Service], body: Path, budget: Budget, 
                 runs.setdefault((service.name, connections), []).append(load)
     for (name, connections), loads in runs.items():
         best = max(loads, key=lambda load: load.ok_per_second)
+        rates = sorted(load.ok_per_second for load in loads)
         results.noop[f"{name}|{connections}"] = {
             "service": name, "connections": connections, "ok_per_s": best.ok_per_second,
+            "median_ok_per_s": statistics.median(rates), "min_ok_per_s": rates[0],
             "p50_ms": best.p50_ms, "p99_ms": best.p99_ms,
             "cpu_us": min(load.cpu_us for load in loads),
             "all_per_s": [load.requests / load.seconds for load in loads],
@@ -473,26 +488,220 @@ def measure_concurrency(wrk: str, services: list[tuple[Service, int]], body: Pat
         }
 
 
+def vm_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1])
+    return 0
+
+
+def reset_peak(pid: int) -> None:
+    """Start VmHWM (the peak RSS) again from the current RSS (Linux's clear_refs, 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def measure_large_images(make_service, images: Path, budget: Budget, results: Results) -> None:
+    """Large images one after another to a one-slot image echo: RSS after each, with the
+    runtime's malloc arena cap and with glibc's default (8 per core), the runs interleaved
+    request by request so that load from elsewhere falls on both alike."""
+    body = (images / f"{budget.large_size}.json").read_bytes()
+    runs = {"capped (pesto default)": {}, "glibc default": {"MALLOC_ARENA_MAX": str(8 * os.cpu_count())}}
+    services = {name: make_service(name, env) for name, env in runs.items()}
+    figures = {name: {"rss_mb": [], "walls_s": []} for name in runs}
+    try:
+        clients = {}
+        for name, service in services.items():
+            service.start()
+            clients[name] = Client(service.port)
+        for index in range(budget.large_requests):
+            for name, service in services.items():
+                wall, _ = clients[name].post(body)
+                figures[name]["walls_s"].append(wall)
+                figures[name]["rss_mb"].append(service.rss_mb())
+                if index == 0:
+                    figures[name]["single_peak_mb"] = vm_kib(service.process.pid, "VmHWM:") / 1024
+        for name, service in services.items():
+            figures[name]["peak_mb"] = vm_kib(service.process.pid, "VmHWM:") / 1024
+            clients[name].close()
+    finally:
+        for service in services.values():
+            service.stop()
+    for row in figures.values():
+        row["body_mb"] = len(body) / 1e6
+        row["s_per_request"] = statistics.median(row["walls_s"])
+    results.large.update(figures)
+    results.large["size"] = budget.large_size
+
+
+def measure_flood(service: "Service", images: Path, budget: Budget, results: Results) -> None:
+    """Many large requests at once to one slot and a queue of 4: how many are answered, how
+    soon the refusals come once the body is sent, and the peak RSS against one request's."""
+    import threading
+
+    body = (images / f"{budget.large_size}.json").read_bytes()
+    head = (f"POST {PROCESS} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    service.start()
+    try:
+        client = Client(service.port)
+        client.post(body)
+        client.close()
+        pid = service.process.pid
+        single = vm_kib(pid, "VmHWM:") / 1024
+        reset_peak(pid)
+        answers: list[tuple[int, float]] = []
+
+        def one() -> None:
+            with socket.create_connection(("127.0.0.1", service.port), timeout=300) as sock:
+                sock.sendall(head + body)
+                sent = time.perf_counter()
+                status = int(sock.makefile("rb").readline().split()[1])
+                answers.append((status, time.perf_counter() - sent))
+
+        threads = [threading.Thread(target=one) for _ in range(budget.flood_requests)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(600)
+        peak = vm_kib(pid, "VmHWM:") / 1024
+        healthy = health_status(service.port) == 200
+    finally:
+        service.stop()
+    statuses: dict[int, int] = {}
+    for status, _ in answers:
+        statuses[status] = statuses.get(status, 0) + 1
+    refusals = sorted(seconds for status, seconds in answers if status == 503)
+    # The server's own access lines time a refusal from the body's arrival (the request is
+    # complete) to the answer: the client's figure adds the body's transit through the sockets.
+    arrival = sorted(float(line.rsplit(" ", 1)[1].removesuffix("ms")) / 1000
+                     for line in service.log.read_text().splitlines() if f"POST {PROCESS} 503 " in line)
+    results.flood = {
+        "requests": budget.flood_requests, "size": budget.large_size, "body_mb": len(body) / 1e6,
+        "statuses": statuses, "refusal_s": refusals, "refusal_after_arrival_s": arrival,
+        "single_peak_mb": single, "peak_mb": peak,
+        "healthy_after": healthy,
+    }
+
+
+def measure_slow_clients(service: "Service", results: Results, stalled: int = 500, slow: int = 50) -> None:
+    """Connections stalled in their headers and bodies sent a byte a second: what each costs
+    (RSS), how soon a normal request is answered beside them, when the stalled ones are closed."""
+    import threading
+
+    service.start()
+    sockets: list[socket.socket] = []
+    stop = threading.Event()
+    try:
+        pid = service.process.pid
+        client = Client(service.port)
+        client.post(json.dumps(ECHO_BODY).encode())
+        client.close()
+        before = service.rss_mb()
+        headers_begun = f"POST {PROCESS} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n".encode()
+        for _ in range(stalled):
+            sockets.append(socket.create_connection(("127.0.0.1", service.port), timeout=10))
+            sockets[-1].sendall(headers_begun)
+        slow_sockets = []
+        for _ in range(slow):
+            sock = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+            sock.sendall(headers_begun + b"Content-Length: 100000\r\n\r\n{")
+            slow_sockets.append(sock)
+        sockets += slow_sockets
+        opened = time.perf_counter()
+
+        def trickle() -> None:
+            while not stop.wait(1.0):
+                for sock in slow_sockets:
+                    sock.send(b" ")
+
+        threading.Thread(target=trickle, daemon=True).start()
+        while len(list(Path(f"/proc/{pid}/fd").iterdir())) < stalled + slow and time.perf_counter() - opened < 30:
+            time.sleep(0.05)
+        during = service.rss_mb()
+        latencies = []
+        for _ in range(5):
+            began = time.perf_counter()
+            client = Client(service.port)
+            client.post(json.dumps(ECHO_BODY).encode())
+            client.close()
+            latencies.append(time.perf_counter() - began)
+        closed_after = None
+        while time.perf_counter() - opened < 150:
+            if all(_closed(sock) for sock in sockets[:stalled]):
+                closed_after = time.perf_counter() - opened
+                break
+            time.sleep(0.25)
+        slow_open = sum(not _closed(sock) for sock in slow_sockets)
+    finally:
+        stop.set()
+        for sock in sockets:
+            sock.close()
+        service.stop()
+    results.slow = {
+        "stalled": stalled, "slow": slow, "rss_before_mb": before, "rss_during_mb": during,
+        "kib_per_connection": (during - before) * 1024 / (stalled + slow),
+        "answer_s": latencies, "stalled_closed_after_s": closed_after, "slow_still_open": slow_open,
+    }
+
+
+def _closed(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
 # ---------------------------------------------------------------- report
 
 
 def report(results: Results, budget: Budget) -> str:
     lines = [f"versions: {json.dumps(results.versions)}", ""]
-    lines += [
-        f"No-op JSON (`{json.dumps(ECHO_BODY)}` echoed), wrk, closed loop, best of "
-        f"{budget.noop_rounds} interleaved {budget.noop_seconds:g} s rounds (server CPU: the lowest "
-        "round's)",
+    if results.noop:
+        lines += noop_table(results, budget)
+    if results.images:
+        lines += images_table(results)
+    if results.concurrency:
+        lines += concurrency_table(results, budget)
+    if results.footprint:
+        lines += footprint_table(results)
+    if results.large:
+        lines += large_table(results)
+    if results.flood:
+        lines += flood_table(results)
+    if results.slow:
+        lines += slow_table(results)
+    lines += ["", "Goals (ratios from this run)", "", "| goal | measured | met |", "| --- | --- | --- |"]
+    lines += [f"| {goal} | {measured} | {'yes' if met else 'NO'} |" for goal, measured, met in goals(results)]
+    return "\n".join(lines)
+
+
+def noop_table(results: Results, budget: Budget) -> list[str]:
+    lines = [
+        f"No-op JSON (`{json.dumps(ECHO_BODY)}` echoed), wrk (one thread), closed loop, "
+        f"{budget.noop_rounds} interleaved {budget.noop_seconds:g} s rounds: best, median and worst "
+        "round (server CPU: the lowest round's)",
         "",
-        "| service | connections | 2xx req/s | p50 ms | p99 ms | server CPU µs per answer | "
+        "| service | connections | 2xx req/s best | median | worst | p50 ms | p99 ms | server CPU µs per answer | "
         "429 | 5xx | other non-2xx |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in results.noop.values():
         lines.append(
             f"| {row['service']} | {row['connections']} | {row['ok_per_s']:,.0f} | "
+            f"{row['median_ok_per_s']:,.0f} | {row['min_ok_per_s']:,.0f} | "
             f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['cpu_us']:,.0f} | {row['429']} | "
             f"{row['5xx']} | {row['other_non_2xx'] + row['socket_errors']} |"
         )
+    return lines
+
+
+def images_table(results: Results) -> list[str]:
+    lines = []
     lines += [
         "", "Image in, same image out (RGB PNG as base64 in JSON), one client, n rounds interleaving "
         "pesto-serve, the original and the floor; per image: req/s over all, median and best wall "
@@ -511,6 +720,11 @@ def report(results: Results, budget: Budget) -> str:
         for slow, fast in ((pesto, floor), (original, pesto)):
             cells.append(f"{slow['best_s'] / fast['best_s']:.2f} x ({slow['cpu_s'] / fast['cpu_s']:.2f} x)")
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def concurrency_table(results: Results, budget: Budget) -> list[str]:
+    lines = []
     lines += [
         "", f"Concurrency: process() waits 50 ms without the GIL, 8 connections, "
         f"{budget.sleep_seconds:g} s",
@@ -523,6 +737,11 @@ def report(results: Results, budget: Budget) -> str:
             f"| {row['service']} | {row['slots']} | {row['ok_per_s']:.1f} | {row['p50_ms']:.1f} | "
             f"{row['p99_ms']:.1f} | {row['non_2xx']} |"
         )
+    return lines
+
+
+def footprint_table(results: Results) -> list[str]:
+    lines = []
     lines += [
         "", f"Footprint on the no-op project: start to first 200 on {HEALTH} (median and best of {STARTS}), "
         f"resident memory (VmRSS)",
@@ -537,29 +756,111 @@ def report(results: Results, budget: Budget) -> str:
             f"| {name} | {row['start_s']:.3f} | {row['start_best_s']:.3f} | {row['start_cpu_s']:.2f} | {start:.1f} | "
             f"{first:.1f} | {second:.1f} | {' + '.join(f'{n:,}' for n in row['requests'])} |"
         )
-    lines += ["", "Goals (ratios from this run)", "", "| goal | measured | met |", "| --- | --- | --- |"]
-    lines += [f"| {goal} | {measured} | {'yes' if met else 'NO'} |" for goal, measured, met in goals(results)]
-    return "\n".join(lines)
+    return lines
+
+
+def large_table(results: Results) -> list[str]:
+    size = results.large["size"]
+    rows = {name: row for name, row in results.large.items() if name != "size"}
+    body = next(iter(rows.values()))["body_mb"]
+    lines = [
+        "", f"Large images: {size}x{size} RGB PNGs ({body:.1f} MB of JSON each) echoed one after another "
+        "by a one-slot service, the two runs interleaved request by request; RSS (MB) after each request",
+        "",
+        "| malloc arenas | s per request (median) | peak for one request MB | peak MB | RSS after each request MB |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {row['s_per_request']:.2f} | {row['single_peak_mb']:.0f} | {row['peak_mb']:.0f} | "
+                     f"{', '.join(f'{mb:.0f}' for mb in row['rss_mb'])} |")
+    return lines
+
+
+def flood_table(results: Results) -> list[str]:
+    row = results.flood
+    refusals = row["refusal_s"]
+    return [
+        "", f"Flood: {row['requests']} concurrent {row['size']}² requests ({row['body_mb']:.1f} MB each) to "
+        "the image echo with 1 slot and a queue of 4",
+        "",
+        "| statuses | refusals: s after the body arrived (server) | s after the client sent it (min / median / max) "
+        "| peak for one request MB | flood peak MB | healthy after |",
+        "| --- | --- | --- | ---: | ---: | --- |",
+        f"| {json.dumps(row['statuses'])} | {max(row['refusal_after_arrival_s'], default=0):.3f} at most | "
+        + (f"{refusals[0]:.2f} / {statistics.median(refusals):.2f} / {refusals[-1]:.2f}" if refusals else "none")
+        + f" | {row['single_peak_mb']:.0f} | {row['peak_mb']:.0f} ({row['peak_mb'] / row['single_peak_mb']:.1f} x) | "
+        f"{'yes' if row['healthy_after'] else 'NO'} |",
+    ]
+
+
+def slow_table(results: Results) -> list[str]:
+    row = results.slow
+    closed = row["stalled_closed_after_s"]
+    return [
+        "", f"Slow clients on the no-op project: {row['stalled']} connections stalled in their headers and "
+        f"{row['slow']} sending their body a byte a second",
+        "",
+        "| RSS before MB | with them MB | KiB per connection | a normal request beside them s (max of 5) | "
+        "stalled ones closed after s | slow bodies still open |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {row['rss_before_mb']:.1f} | {row['rss_during_mb']:.1f} | {row['kib_per_connection']:.1f} | "
+        f"{max(row['answer_s']):.3f} | {'not within 150 s' if closed is None else f'{closed:.1f}'} | "
+        f"{row['slow_still_open']} of {row['slow']} |",
+    ]
 
 
 def goals(results: Results) -> list[tuple[str, str, bool]]:
+    checks = []
+    if results.noop and results.images and results.concurrency and results.footprint:
+        checks += classic_goals(results)
+    if results.large:
+        capped, default = results.large["capped (pesto default)"], results.large["glibc default"]
+        rss = capped["rss_mb"]
+        checks.append((f"{len(rss)} large images one after another: RSS at the end ≤ 2 x after the first 2",
+                       f"{rss[-1]:.0f} MB against {rss[1]:.0f} MB ({rss[-1] / rss[1]:.2f} x; glibc's default "
+                       f"arenas: {default['rss_mb'][-1]:.0f} MB)", rss[-1] <= 2 * rss[1]))
+        speed = capped["s_per_request"] / default["s_per_request"]
+        checks.append(("large images: the arena cap at the same speed (within 5%)",
+                       f"{speed:.3f} x glibc default's time per request", speed <= 1.05))
+    if results.flood:
+        row = results.flood
+        ratio = row["peak_mb"] / row["single_peak_mb"]
+        checks.append(("flood: peak < 4 x one request's peak", f"{ratio:.2f} x", ratio < 4))
+        late = max(row["refusal_after_arrival_s"], default=0.0)
+        checks.append(("flood: refusals within 1 s of the body's arrival",
+                       f"{late:.3f} s at most (the client saw {max(row['refusal_s'], default=0.0):.2f} s "
+                       "after sending, the body's transit included)", late <= 1.0))
+    if results.slow:
+        row = results.slow
+        checks.append((f"slow clients: a normal request within 1 s beside {row['stalled']} stalled and {row['slow']} slow",
+                       f"{max(row['answer_s']):.3f} s at most", max(row["answer_s"]) <= 1.0))
+        closed = row["stalled_closed_after_s"]
+        checks.append(("slow clients: stalled headers closed after PESTO_HEADER_TIMEOUT (10 s)",
+                       "not within 150 s" if closed is None else f"all within {closed:.1f} s",
+                       closed is not None and closed < 20))
+    return checks
+
+
+def classic_goals(results: Results) -> list[tuple[str, str, bool]]:
     noop, images, footprint = results.noop, results.images, results.footprint
     checks = []
     for c in (1, 8):
         pesto, bare = noop[f"pesto-serve|{c}"], noop[f"bare bottle+waitress|{c}"]
         ratio = pesto["ok_per_s"] / bare["ok_per_s"]
+        median = pesto["median_ok_per_s"] / bare["median_ok_per_s"]
         by_cpu = bare["cpu_us"] / pesto["cpu_us"]
-        checks.append((f"no-op c={c}: ≥ 0.8 x bare stack's req/s",
-                       f"{ratio:.2f} x (by CPU per answer: {by_cpu:.2f} x)", ratio >= 0.8))
+        checks.append((f"no-op c={c}: ≥ 0.9 x bare stack's req/s (best rounds)",
+                       f"{ratio:.2f} x (medians: {median:.2f} x; by CPU per answer: {by_cpu:.2f} x)",
+                       ratio >= 0.9))
     c1 = noop["pesto-serve|1"]["ok_per_s"] / noop["original|1"]["ok_per_s"]
     checks.append(("no-op c=1: about 10 x the original", f"{c1:.1f} x", c1 >= 10))
     refused = noop["pesto-serve|8"]["429"] + noop["pesto-serve|8"]["5xx"]
     checks.append(("no-op c=8: no 429, no 5xx", f"{refused} refused", refused == 0))
     pesto, floor = images["pesto-serve|1024"], images["floor|1024"]
     ratio = pesto["best_s"] / floor["best_s"]
-    checks.append(("image 1024²: ≤ 1.25 x the floor's time per image (best)",
+    checks.append(("image 1024²: ≤ 1.1 x the floor's time per image (best)",
                    f"{ratio:.2f} x (p50: {pesto['p50_s'] / floor['p50_s']:.2f} x, "
-                   f"CPU: {pesto['cpu_s'] / floor['cpu_s']:.2f} x)", ratio <= 1.25))
+                   f"CPU: {pesto['cpu_s'] / floor['cpu_s']:.2f} x)", ratio <= 1.1))
     for size in IMAGE_SIZES:
         original, pesto = images[f"original|{size}"], images[f"pesto-serve|{size}"]
         ratio = original["best_s"] / pesto["best_s"]
@@ -570,10 +871,12 @@ def goals(results: Results) -> list[tuple[str, str, bool]]:
     checks.append(("4 slots ≥ 3.5 x 1 slot", f"{four / one:.2f} x", four / one >= 3.5))
     pesto = footprint["pesto-serve"]
     original = footprint["original"]
-    checks.append(("start ≤ 0.3 s to first 200 (best)",
-                   f"{pesto['start_best_s']:.3f} s (median {pesto['start_s']:.3f} s, CPU "
+    bare = footprint["bare bottle+waitress"]
+    checks.append(("start ≤ 2 x the bare app's to first 200 (best)",
+                   f"{pesto['start_best_s']:.3f} s against {bare['start_best_s']:.3f} s "
+                   f"({pesto['start_best_s'] / bare['start_best_s']:.2f} x; median {pesto['start_s']:.3f} s, CPU "
                    f"{pesto['start_cpu_s']:.2f} s; original {original['start_best_s']:.3f} s)",
-                   pesto["start_best_s"] <= 0.3))
+                   pesto["start_best_s"] <= 2 * bare["start_best_s"]))
     start, first, second = pesto["rss_mb"]
     checks.append(("RSS < 60 MB", f"{max(pesto['rss_mb']):.1f} MB at most", max(pesto["rss_mb"]) < 60))
     first_count = pesto["requests"][0]
@@ -590,7 +893,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, to check the bench itself")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--only", type=lambda text: set(text.split(",")), default=set(PARTS),
+                        help=f"run only these parts, comma-separated (default: all of {','.join(PARTS)})")
     args = parser.parse_args()
+    if args.only - set(PARTS):
+        sys.exit(f"--only: unknown part(s) {', '.join(sorted(args.only - set(PARTS)))}; known: {', '.join(PARTS)}")
     if sys.version_info < (3, 11):
         sys.exit("run this with Python 3.11 or newer (the toolkit needs it)")
     budget = Budget().quick() if args.quick else Budget()
@@ -606,15 +913,16 @@ def main() -> None:
     load_start = load_average()
 
     images = RUN / "images"
-    subprocess.run([pesto_python, HERE / "images.py", "make", images, *map(str, IMAGE_SIZES)], check=True)
+    sizes = sorted({*IMAGE_SIZES, budget.large_size})
+    subprocess.run([pesto_python, HERE / "images.py", "make", images, *map(str, sizes)], check=True)
     echo_body = RUN / "echo.json"
     echo_body.write_text(json.dumps(ECHO_BODY))
     sleep_body = RUN / "sleep.json"
     sleep_body.write_text(json.dumps({"text": "hello, pesto"}))
 
-    def pesto_serve(project: str, slots: int = 1, name: str = "pesto-serve") -> Service:
+    def pesto_serve(project: str, slots: int = 1, name: str = "pesto-serve", env: dict | None = None) -> Service:
         return Service(name, [pesto_python.parent / "pesto-serve", PROJECTS / project,
-                              "--host", "127.0.0.1", "--slots", slots])
+                              "--host", "127.0.0.1", "--slots", slots], env)
 
     def original(project: str) -> Service:
         config = RUN / "original-config" / project
@@ -623,35 +931,47 @@ def main() -> None:
         return Service("original", [original_python, HERE / "original_service.py", "serve",
                                     PROJECTS / project, config])
 
-    bare = Service("bare bottle+waitress", [pesto_python, HERE / "bare_echo.py", "--threads", 4])
-    noop_services = [pesto_serve("echo"), bare, original("echo")]
-    try:
-        print("footprint and memory ...", flush=True)
-        measure_footprint(noop_services, echo_body.read_bytes(), budget, results)
-        print("no-op JSON ...", flush=True)
-        measure_noop(wrk, noop_services, echo_body, budget, results)
-    finally:
-        for service in noop_services:
-            service.stop()
+    if "large" in args.only:
+        print("large images ...", flush=True)
+        measure_large_images(lambda name, env: pesto_serve("image", 1, f"large {name}", env), images, budget, results)
+    if "flood" in args.only:
+        print("flood ...", flush=True)
+        measure_flood(pesto_serve("image", 1, "flood", {"PESTO_QUEUE_SIZE": "4"}), images, budget, results)
+    if "slow" in args.only:
+        print("slow clients ...", flush=True)
+        measure_slow_clients(pesto_serve("echo", 1, "slow clients"), results)
+    if "noop" in args.only:
+        bare = Service("bare bottle+waitress", [pesto_python, HERE / "bare_echo.py", "--threads", 4])
+        noop_services = [pesto_serve("echo"), bare, original("echo")]
+        try:
+            print("footprint and memory ...", flush=True)
+            measure_footprint(noop_services, echo_body.read_bytes(), budget, results)
+            print("no-op JSON ...", flush=True)
+            measure_noop(wrk, noop_services, echo_body, budget, results)
+        finally:
+            for service in noop_services:
+                service.stop()
 
-    print("images ...", flush=True)
-    image_services = [pesto_serve("image"), original("image")]
-    try:
-        for service in image_services:
-            service.start()
-        measure_images(image_services, pesto_python, images, budget, results)
-    finally:
-        for service in image_services:
-            service.stop()
+    if "images" in args.only:
+        print("images ...", flush=True)
+        image_services = [pesto_serve("image"), original("image")]
+        try:
+            for service in image_services:
+                service.start()
+            measure_images(image_services, pesto_python, images, budget, results)
+        finally:
+            for service in image_services:
+                service.stop()
 
-    print("concurrency ...", flush=True)
-    sleepers = [(pesto_serve("sleep", 1, "pesto-serve 1 slot"), 1),
-                (pesto_serve("sleep", 4, "pesto-serve 4 slots"), 4), (original("sleep"), 1)]
-    try:
-        measure_concurrency(wrk, sleepers, sleep_body, budget, results)
-    finally:
-        for service, _ in sleepers:
-            service.stop()
+    if "concurrency" in args.only:
+        print("concurrency ...", flush=True)
+        sleepers = [(pesto_serve("sleep", 1, "pesto-serve 1 slot"), 1),
+                    (pesto_serve("sleep", 4, "pesto-serve 4 slots"), 4), (original("sleep"), 1)]
+        try:
+            measure_concurrency(wrk, sleepers, sleep_body, budget, results)
+        finally:
+            for service, _ in sleepers:
+                service.stop()
 
     results.versions["load average at start, end"] = f"{load_start} / {load_average()}"
     text = report(results, budget)

@@ -174,3 +174,31 @@ def test_sigterm_gives_up_after_the_grace_period(tmp_path):
         assert time.monotonic() - started < 10
         request.join(10)
     assert "still running are dropped" in server.log_text()
+
+
+def test_a_request_past_the_queue_is_refused_before_its_body_is_parsed(tmp_path):
+    """The 503 comes from waitress's I/O thread once the body has arrived: a body that is not
+    even JSON gets the 503, not a 400, while the one slot is taken and the queue is 0."""
+    env = {"PESTO_QUEUE_SIZE": "0"}
+    with running(pesto_serve("faulty"), tmp_path, env) as server:
+        answers = []
+        busy = threading.Thread(target=lambda: answers.append(
+            server.post("/api/v1/process", json={"mode": "sleep", "seconds": 2.0})
+        ))
+        busy.start()
+        deadline = time.monotonic() + 10
+        while "pesto_slots_busy 1.0" not in server.get("/metrics").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        began = time.monotonic()
+        refused = server.post("/api/v1/process", data=b"{not json", headers={"Content-Type": "application/json"})
+        assert time.monotonic() - began < 1.0
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        assert refused.headers["Content-Type"] == "application/json"
+        assert "the service is busy" in refused.json()["error"]["message"]
+        busy.join(10)
+        assert answers[0].status_code == 200
+        assert server.post("/api/v1/process", data=b"{not json").status_code == 400  # free again
+        metrics = server.get("/metrics").text
+    assert 'pesto_http_requests_total{method="POST",route="/api/v1/process",status="503"} 1.0' in metrics
+    assert "POST /api/v1/process 503" in server.log_text()

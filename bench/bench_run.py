@@ -10,11 +10,12 @@ a test folder's `input/` layout. Both sides load the model once and write every 
 files through the output types (`image.png`, `mean.float`, ...):
 
 - `run`: `pesto-serve run PROJECT --input-dir IN --output-dir OUT` in a child process; the
-  figure is its own "ran N item(s) in S s" line (start-up and on_start() excluded; the child's
-  whole wall time is printed beside it);
+  figures are its own "ran N item(s) in S s, CPU C s" line (start-up and on_start() excluded;
+  the child's whole wall time is printed beside it);
 - `HTTP`: `pesto-serve PROJECT` on a free 127.0.0.1 port, ready before the clock starts; one
   client reads each `input/` folder, POSTs it on one keep-alive connection and writes the
-  answer's files, as a user's script would.
+  answer's files, as a user's script would. Its CPU time is the client's and the server's
+  (from /proc) over the loop.
 
 Rounds alternate the two sides and each keeps its best, so a burst of load from elsewhere
 does not hit one side only. The machine's load (`/proc/loadavg`) is printed with the figures.
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from PIL import Image
@@ -41,7 +43,8 @@ from pesto_pack.folders import read_folder, write_answer
 from pesto_pack.plugins import default_registry
 from pesto_pack.project import load
 
-RAN = re.compile(r"ran (\d+) item\(s\) in ([\d.]+) s")
+RAN = re.compile(r"ran (\d+) item\(s\) in ([\d.]+) s, CPU ([\d.]+) s")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT = 60.0
 
 
@@ -56,17 +59,21 @@ def main() -> int:
         project = root / "project"
         init.create(project, init.answers(project, {"name": "bench-run"}, ask=None))
         inputs = make_inputs(root / "in", args.items, args.size)
-        best = {"run": float("inf"), "HTTP": float("inf")}
+        best = {"run": [float("inf")] * 2, "HTTP": [float("inf")] * 2}
         walls = []
-        with http_service(project) as port:
+        with http_service(project) as service:
             for round_number in range(args.rounds):
-                seconds, wall = run_batch(project, inputs, root / f"run-{round_number}")
-                best["run"] = min(best["run"], seconds)
+                seconds, cpu, wall = run_batch(project, inputs, root / f"run-{round_number}")
                 walls.append(wall)
-                best["HTTP"] = min(best["HTTP"], run_http(project, port, inputs, root / f"http-{round_number}"))
+                keep_best(best["run"], seconds, cpu)
+                keep_best(best["HTTP"], *run_http(project, service, inputs, root / f"http-{round_number}"))
                 same_answers(project, root / f"run-{round_number}", root / f"http-{round_number}", inputs)
         report(args, best, min(walls))
     return 0
+
+
+def keep_best(best: list[float], seconds: float, cpu: float) -> None:
+    best[0], best[1] = min(best[0], seconds), min(best[1], cpu)
 
 
 def make_inputs(folder: Path, count: int, size: int) -> list[Path]:
@@ -82,8 +89,9 @@ def make_inputs(folder: Path, count: int, size: int) -> list[Path]:
     return folders
 
 
-def run_batch(project: Path, inputs: list[Path], out: Path) -> tuple[float, float]:
-    """The batch's own processing time, and the child's wall time (start-up included)."""
+def run_batch(project: Path, inputs: list[Path], out: Path) -> tuple[float, float, float]:
+    """The batch's own processing time and CPU time, and the child's wall time (start-up
+    included)."""
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "pesto_serve.cli", "run", str(project), "--input-dir",
@@ -94,7 +102,7 @@ def run_batch(project: Path, inputs: list[Path], out: Path) -> tuple[float, floa
     found = RAN.search(done.stderr)
     if done.returncode != 0 or not found or int(found[1]) != len(inputs):
         sys.exit(f"pesto-serve run failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return float(found[2]), wall
+    return float(found[2]), float(found[3]), wall
 
 
 class http_service:
@@ -103,7 +111,7 @@ class http_service:
     def __init__(self, project: Path):
         self.project = project
 
-    def __enter__(self) -> int:
+    def __enter__(self) -> Self:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -117,7 +125,7 @@ class http_service:
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 connection.request("GET", "/api/v1/ready")
                 if connection.getresponse().status == 200:
-                    return self.port
+                    return self
             except OSError:
                 pass
             time.sleep(0.05)
@@ -132,11 +140,13 @@ class http_service:
             self.child.kill()
 
 
-def run_http(project: Path, port: int, inputs: list[Path], out: Path) -> float:
-    """Seconds to read, POST and write every item over one keep-alive connection."""
+def run_http(project: Path, service: http_service, inputs: list[Path], out: Path) -> tuple[float, float]:
+    """Seconds to read, POST and write every item over one keep-alive connection, and the CPU
+    seconds of the client (this process) and the server together."""
     registry = default_registry()
     types = output_types(project)
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
+    server_ticks, cpu_started = cpu_ticks(service.child.pid), time.process_time()
     started = time.perf_counter()
     for folder in inputs:
         body = json.dumps(read_folder(folder, registry)).encode()
@@ -147,8 +157,16 @@ def run_http(project: Path, port: int, inputs: list[Path], out: Path) -> float:
             sys.exit(f"POST answered {response.status}: {content[:300]!r}")
         write_answer(out / folder.parent.name / "output", json.loads(content), types)
     seconds = time.perf_counter() - started
+    server_cpu = (cpu_ticks(service.child.pid) - server_ticks) / CLOCK_TICKS
+    cpu = time.process_time() - cpu_started + server_cpu
     connection.close()
-    return seconds
+    return seconds, cpu
+
+
+def cpu_ticks(pid: int) -> int:
+    """A process's user + system CPU time, all threads, in clock ticks (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def output_types(project: Path) -> dict:
@@ -173,10 +191,12 @@ def report(args, best: dict, run_wall: float) -> None:
     load_average = Path("/proc/loadavg").read_text().split()[:3]
     print(f"{args.items} images of {args.size}x{args.size} RGB, best of {args.rounds} rounds; "
           f"load average {' '.join(load_average)} on {os.cpu_count()} CPUs")
-    print(f"{'side':<6} {'seconds':>8} {'items/s':>8} {'ms/item':>8}")
-    for side, seconds in best.items():
-        print(f"{side:<6} {seconds:>8.3f} {args.items / seconds:>8.1f} {1000 * seconds / args.items:>8.2f}")
-    print(f"run / HTTP time: {best['run'] / best['HTTP']:.2f} (below 1: run is faster)")
+    print(f"{'side':<6} {'seconds':>8} {'items/s':>8} {'ms/item':>8} {'CPU ms/item':>12}")
+    for side, (seconds, cpu) in best.items():
+        print(f"{side:<6} {seconds:>8.3f} {args.items / seconds:>8.1f} "
+              f"{1000 * seconds / args.items:>8.2f} {1000 * cpu / args.items:>12.2f}")
+    print(f"run / HTTP: time {best['run'][0] / best['HTTP'][0]:.2f}, CPU "
+          f"{best['run'][1] / best['HTTP'][1]:.2f} (below 1: run is faster, or cheaper)")
     print(f"run's whole command, start-up and on_start() included: {run_wall:.2f} s (best round)")
 
 

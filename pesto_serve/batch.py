@@ -128,7 +128,7 @@ def run_folder(service: Service, options: RunOptions) -> int:
             log.error("%s: %s", item.name, failure.message)
         progress.step(item.name)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with progress_of(len(todo), options.progress) as progress, ThreadPoolExecutor(
         IO_THREADS, thread_name_prefix="pesto-batch-io"
     ) as io:
@@ -156,12 +156,12 @@ def run_folder(service: Service, options: RunOptions) -> int:
         except BaseException:  # Ctrl-C: what is queued is not started
             io.shutdown(wait=True, cancel_futures=True)
             raise
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     done = len(todo) - len(failures)
     rate = f" ({len(todo) / seconds:.1f} items/s)" if todo and seconds > 0 else ""
     log.info(
-        "ran %d item(s) in %.3f s%s: %d done, %d failed, %d skipped", len(todo), seconds, rate,
-        done, len(failures), skipped,
+        "ran %d item(s) in %.3f s, CPU %.3f s%s: %d done, %d failed, %d skipped", len(todo),
+        seconds, cpu, rate, done, len(failures), skipped,
     )
     if not failures:
         return EXIT_DONE

@@ -79,3 +79,15 @@ def test_pesto_serve_takes_its_defaults_from_the_environment(monkeypatch):
     monkeypatch.setenv("PESTO_HOST", "::1")
     settings = settings_for(parse_args(["project", "--port", "9200", "--slots", "2"]))
     assert (settings.host, settings.port, settings.slots) == ("::1", 9200, 2)
+
+
+def test_the_connection_and_memory_settings_are_read():
+    settings = Settings.from_env({
+        "PESTO_MEMORY_BODY_BYTES": "1_048_576", "PESTO_HEADER_TIMEOUT": "2.5",
+        "PESTO_IDLE_TIMEOUT": "30", "PESTO_MAX_CONNECTIONS": "200",
+    })
+    assert (settings.memory_body_bytes, settings.header_timeout) == (1_048_576, 2.5)
+    assert (settings.idle_timeout, settings.max_connections) == (30.0, 200)
+    with pytest.raises(PestoError, match="PESTO_MAX_CONNECTIONS"):
+        Settings.from_env({"PESTO_MAX_CONNECTIONS": "0"})
+    assert Settings().header_timeout < 120  # far below waitress's own 120 s

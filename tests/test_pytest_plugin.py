@@ -292,6 +292,7 @@ def test_results_json_has_the_original_shape(pytester, mirror):
                 "expected": str(resources / "test_2/output/image.png"),
                 "actual": str(resources / "test_2/actual/image.png"),
                 "differences": ["image: image shapes differ: expected (3, 2, 10) uint8, got (3, 8, 10) uint8"],
+                "pictures": [str(resources / "test_2/actual/image.sheet.png"), str(resources / "test_2/actual/image.diff.png")],
             },
             "text": {"expected": "b", "actual": "a", "differences": ["text: expected 'b', got 'a'"]},
         },

@@ -74,6 +74,7 @@ def serve(api: ServiceApi, settings: Settings) -> int:
         # A process() call still running cannot be stopped, and would keep the interpreter
         # from exiting (executor threads are joined at exit): leave without waiting for it.
         log.warning("exiting with %d process() call(s) still running", service.slots.running)
+        service.release_jobs()
         logging.shutdown()
         os._exit(status)
     return status

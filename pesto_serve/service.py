@@ -99,7 +99,12 @@ class Service:
         self._parallel_calls = self.slots.count if loaded.thread_safe else 1
         self._process = loaded
         if self.jobs is not None:
-            self._workers = Workers(self.jobs, self._run_job, self._parallel_calls)
+            # Through the slots: the metrics count running jobs as busy slots, and a stopping
+            # server sees them running.
+            self._workers = Workers(
+                self.jobs, lambda claimed: self.slots.run(lambda: self._run_job(claimed)),
+                self._parallel_calls,
+            )
             self._workers.start()
             if self.webhooks is not None:
                 self.webhooks.start()
@@ -113,6 +118,18 @@ class Service:
         self.stopping = True
         if self._workers is not None:
             self._workers.stop()
+
+    def release_jobs(self) -> int:
+        """The process exits with jobs still running (past the grace period): hand them back
+        to the queue now, so another replica runs them at once; how many."""
+        running = list(self._workers.running.values()) if self._workers is not None else []
+        if running:
+            try:
+                self.jobs.release(running)
+            except StoreUnavailable as error:
+                log.warning("%d running job(s) not handed back (%s): they run again after "
+                            "PESTO_JOBS_VISIBILITY_TIMEOUT", len(running), error.message)
+        return len(running)
 
     def close(self) -> None:
         """Stop, wait briefly for the job threads, release the job store (tests, embedding)."""

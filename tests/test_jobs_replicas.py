@@ -51,7 +51,7 @@ def cluster(redis_server, receiver, tmp_path_factory):
     folder = tmp_path_factory.mktemp("replicas")
     environment = {
         "PESTO_JOBS_URL": redis_server.url,
-        "PESTO_JOBS_VISIBILITY_TIMEOUT": "2",
+        "PESTO_JOBS_VISIBILITY_TIMEOUT": "5",
         "PESTO_QUEUE_SIZE": "400",
         "PESTO_WEBHOOK_ALLOWLIST": receiver.url,
         "PESTO_WEBHOOK_SECRET": SECRET,
@@ -137,6 +137,30 @@ def test_300_jobs_across_3_replicas_one_killed_mid_run_end_done_once_each(cluste
     print(f"\nkilled after {killed_at} calls; re-run: {rerun}")
     back = cluster.restart(0)  # on the same port and Redis: it answers for every job
     assert back.get(f"/api/v1/jobs/{ids[0]}/status").json()["status"] == "DONE"
+
+
+def test_a_replica_stopped_mid_job_hands_it_back_at_once(cluster):
+    first = cluster.alive()[0]
+    job_id = cluster.submit(first, {"tag": "handback", "seconds": 30, "steps": 300}).json()["jobId"]
+    wait_for(lambda: (cluster.status(job_id)["progress"] or 0) > 0, "the job reports progress")
+    def runs():
+        return [line.split(":")[1] for line in cluster.calls_file.read_text().split()
+                if line.startswith("handback:")]
+
+    index = next(i for i, r in enumerate(cluster.replicas) if str(r.process.pid) == runs()[0])
+    runner = cluster.replicas[index]
+    runner.process.terminate()
+    assert runner.process.wait(20) == 0
+    exited = time.monotonic()
+    wait_for(lambda: len(runs()) == 2, "the job started again on another replica", timeout=10)
+    handed_back = time.monotonic() - exited
+    assert handed_back < 3.0, f"{handed_back:.1f} s: not handed back, waited for the 5 s timeout"
+    assert "exiting with 1 process() call(s) still running" in runner.log_text()
+    other = cluster.alive()[0]
+    requests.delete(f"{other.url}/api/v1/jobs/{job_id}", timeout=10)
+    assert wait_for(lambda: (s := cluster.status(job_id))["status"] == "CANCELLED" and s,
+                    "cancelled")["attempts"] == 2
+    cluster.restart(index)
 
 
 def test_bad_input_is_4xx_json_naming_the_problem(cluster):

@@ -184,6 +184,10 @@ class JobBackend(ABC):
     def heartbeat(self, claims: list[Claimed]) -> None:
         """These runs are alive: keep them from being claimed by another replica."""
 
+    def release(self, claims: list[Claimed]) -> None:
+        """This replica exits with these runs unfinished: let another replica take them now
+        rather than after the visibility timeout (the folder: its next start runs them)."""
+
     @abstractmethod
     def report_progress(self, job_id: str, percent: int) -> bool:
         """Store the job's progress; True when a cancel was asked for."""

@@ -390,6 +390,17 @@ class RedisJobs(JobBackend):
         pipe.execute()
 
     @_unavailable
+    def release(self, claims: list[Claimed]) -> None:
+        if not claims:
+            return
+        idle_ms = int(self.visibility_timeout * 1000) + 1
+        pipe = self.client.pipeline(transaction=False)
+        for claim in claims:
+            pipe.xclaim(self.queue, CONSUMER_GROUP, self.consumer, 0, [claim.token],
+                        idle=idle_ms, justid=True)
+        pipe.execute()
+
+    @_unavailable
     def report_progress(self, job_id: str, percent: int) -> bool:
         return bool(self._progress(keys=[self._k("job", job_id)], args=[percent, repr(now())]))
 

@@ -10,6 +10,8 @@ job's status shows it. The `webhook-id` is the same on every retry: a receiver t
 already can drop the repeat.
 """
 
+import base64
+import binascii
 import json
 import logging
 import threading
@@ -58,6 +60,25 @@ def check_webhook_url(url: str, allowlist: tuple[str, ...]) -> str:
     return url
 
 
+MIN_SECRET_BYTES = 24
+"""The Standard Webhooks spec: secrets of 24 to 64 random bytes."""
+
+
+def _signer(webhook_class, secret: str):
+    """The signer of `secret`, or a PestoError saying what a valid secret looks like."""
+    try:
+        raw = base64.b64decode(secret.removeprefix("whsec_") + "==")
+    except binascii.Error:
+        raw = b""
+    if len(raw) < MIN_SECRET_BYTES:
+        raise PestoError(
+            f"PESTO_WEBHOOK_SECRET must be whsec_ followed by the base64 of {MIN_SECRET_BYTES} "
+            "to 64 random bytes (Standard Webhooks); make one with `python -c \"import base64,"
+            "os;print('whsec_'+base64.b64encode(os.urandom(32)).decode())\"`"
+        )
+    return webhook_class(secret)
+
+
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None  # a 3xx is a failed delivery: following it could leave the allow-list
@@ -76,7 +97,7 @@ class WebhookSender:
             ) from None
 
         self.jobs = jobs
-        self.signer = Webhook(secret)
+        self.signer = _signer(Webhook, secret)
         self.max_attempts = max_attempts
         self.backoff = backoff
         self._opener = urllib.request.build_opener(_NoRedirects)

@@ -556,3 +556,11 @@ def test_a_redis_refusing_writes_is_a_503_not_a_500(redis_url, redis_server):
         assert response.headers["Retry-After"] and "refuses writes" in error_of(response)["message"]
         job_id = app.post_json("/api/v1/process", {"tag": "room"}, status=202).json["jobId"]
         assert wait_for(app, job_id)["status"] == DONE
+
+
+@pytest.mark.parametrize("secret", ["not base64 at all!", "whsec_c2hvcnQ=", "whsec_"])
+def test_a_webhook_secret_that_is_not_24_random_bytes_stops_the_service_at_start(tmp_path, secret):
+    with pytest.raises(PestoError, match="whsec_ followed by the base64 of 24"), served(
+        "jobs", jobs_dir=tmp_path, webhook_allowlist=("http://127.0.0.1:9/",), webhook_secret=secret
+    ):
+        pass

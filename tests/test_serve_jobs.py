@@ -18,7 +18,7 @@ from images_support import RGB_CHANNELS_FIRST as RGB
 from images_support import png_base64
 from PIL import Image
 from redis_support import free_port
-from serve_support import error_of, served
+from serve_support import copy_project, error_of, served
 from standardwebhooks import Webhook
 from webhook_support import Receiver
 
@@ -564,3 +564,23 @@ def test_a_webhook_secret_that_is_not_24_random_bytes_stops_the_service_at_start
         "jobs", jobs_dir=tmp_path, webhook_allowlist=("http://127.0.0.1:9/",), webhook_secret=secret
     ):
         pass
+
+
+def test_progress_reaches_a_keyword_process_and_a_stateless_one_gets_a_no_op(tmp_path):
+    project = copy_project("jobs", tmp_path)
+    (project / "algorithm" / "process.py").write_text(
+        "from algorithm.input_output import Output\n\n\n"
+        "class Process:\n"
+        "    def process(self, tag, seconds=0.0, steps=0, size=0, fail=False, progress=None):\n"
+        "        progress(50)\n"
+        "        return Output(result=f'{tag}:{callable(progress)}')\n"
+    )
+    with served(project, jobs_dir=tmp_path / "jobs") as (app, service):
+        assert service._process.takes_progress
+        job_id = app.post_json("/api/v1/process", {"tag": "kw"}).json["jobId"]
+        assert wait_for(app, job_id)["status"] == DONE
+        assert app.get(f"/api/v1/jobs/{job_id}/results/result").text == "kw:True"
+    description = project / "pesto" / "api" / "description.json"
+    description.write_text(description.read_text().replace('"asynchronous": true', '"asynchronous": false'))
+    with served(project) as (app, _):
+        assert app.post_json("/api/v1/process", {"tag": "now"}).json == {"result": "now:True"}

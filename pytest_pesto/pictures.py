@@ -15,6 +15,7 @@ import io
 import json
 import re
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def _pretty(value: JSON) -> str:
 _NUMBER_ARRAY = re.compile(r"\[\s*((?:-?[\d.eE+-]+,\s*)*-?[\d.eE+-]+)\s*\]")
 
 
-def html_extras(saved: list[SavedPictures], diff: str, root: Path) -> list[dict]:
+def html_extras(saved: Sequence[SavedPictures], diff: str, root: Path) -> list[dict]:
     """pytest-html extras: each value's three pictures (in its media viewer), what their
     colours mean, and the JSON diff, every text escaped; paths shown relative to `root`."""
     from pytest_html import extras

@@ -78,7 +78,7 @@ def _add_html_extras(item: ServiceItem, report: pytest.TestReport) -> None:
     if item.report_pictures or item.report_diff:
         from pytest_pesto.pictures import html_extras
 
-        extras = html_extras(list(item.report_pictures), item.report_diff, item.config.rootpath)
+        extras = html_extras(item.report_pictures, item.report_diff, item.config.rootpath)
         report.extras = [*getattr(report, "extras", []), *extras]
 
 

@@ -4,6 +4,7 @@ A test item raises `Mismatch` or `ServiceProblem` with the finished text; the it
 `repr_failure` shows that text alone, never the plugin's traceback.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_pesto.compare import Comparison
@@ -25,7 +26,7 @@ def answer_mismatch(
     expected_name: str,
     saved: str | None,
     update_hint: str,
-    pictures: list[str] = (),
+    pictures: Sequence[str] = (),
 ) -> str:
     """`what` differs from `expected_name`: one block per key, then where the answer and the
     pictures of its differences are."""

@@ -82,6 +82,7 @@ SWEEP_LOCK_SECONDS = 30
 _SUBMIT = """
 -- KEYS: idem, counts, job, input, queue, jobs
 -- ARGV: id, body, record, created, limit, use_idem, key_ttl, webhook
+if redis.call('EXISTS', KEYS[3]) == 1 then return {1, ARGV[1]} end  -- a retried call
 if ARGV[6] == '1' then
   local existing = redis.call('GET', KEYS[1])
   if existing then return {0, existing} end
@@ -300,14 +301,14 @@ class RedisJobs(JobBackend):
         )
         if outcome == -1:
             raise queue_full(int(value))
+        if outcome == 1:
+            return Job(id=job_id, status=PENDING, created=created, updated=created, **record), True
         job = self.get(value.decode())
-        if outcome == 0:
-            if job is None:  # the key's job was deleted meanwhile: its key goes with it
-                self.client.delete(self._k("idem", key))
-                return self.submit(submission, limit)
-            check_same_body(job, submission)
-            return job, False
-        return job, True
+        if job is None:  # the key's job was deleted meanwhile: its key goes with it
+            self.client.delete(self._k("idem", key))
+            return self.submit(submission, limit)
+        check_same_body(job, submission)
+        return job, False
 
     @_unavailable
     def claim(self, wait: float) -> Claimed | None:

@@ -260,11 +260,7 @@ class Service:
 
     def job_result(self, job_id: str, key: str, index: int | None = None) -> tuple[Job, Any]:
         """A DONE job's result `key` (item `index` of a list): a `Result`, or a list of them."""
-        job = self.finished_job(job_id)
-        if key not in job.results:
-            known = ", ".join(job.results) or "none"
-            raise ServiceError(404, f"job {job.id} has no result {key!r}; its results: {known}", key)
-        stored = job.results[key]
+        job, stored = self._stored_result(job_id, key)
         if index is None:
             return job, stored if isinstance(stored, list) else self.jobs.read(job, stored)
         if not isinstance(stored, list) or not 0 <= index < len(stored):
@@ -305,8 +301,15 @@ class Service:
         return cancelled, False
 
     def delete_job_result(self, job_id: str, key: str) -> None:
-        job, _ = self.job_result(job_id, key)
+        job, _ = self._stored_result(job_id, key)
         self.jobs.delete_result(job, key)
+
+    def _stored_result(self, job_id: str, key: str) -> tuple[Job, Any]:
+        job = self.finished_job(job_id)
+        if key not in job.results:
+            known = ", ".join(job.results) or "none"
+            raise ServiceError(404, f"job {job.id} has no result {key!r}; its results: {known}", key)
+        return job, job.results[key]
 
     def _run_job(self, claimed: Claimed) -> None:
         """Run one claimed job and store its outcome (retrying while the store is away)."""

@@ -1,6 +1,6 @@
 """`pesto-pack deploy`: the Kubernetes objects, validated offline against the cluster's schemas
-(kubernetes-validate, strict; KEDA's ScaledObject CRD schema shipped in tests/data), and the
-properties a careful operator relies on, pinned."""
+(kubernetes-validate, strict; KEDA's ScaledObject CRD schema and SchemaStore's kustomization
+schema shipped in tests/data), and the properties a careful operator relies on, pinned."""
 
 import json
 import shutil
@@ -21,7 +21,9 @@ from pesto_pack.errors import PestoError
 from pesto_serve.settings import Settings
 
 PROJECTS = Path(__file__).parent / "projects"
-KEDA_SCHEMA = json.loads((Path(__file__).parent / "data" / "keda-scaledobject-v1alpha1.json").read_text())
+DATA = Path(__file__).parent / "data"
+KEDA_SCHEMA = json.loads((DATA / "keda-scaledobject-v1alpha1.json").read_text())
+KUSTOMIZATION_SCHEMA = json.loads((DATA / "kustomization.schema.json").read_text())
 KUBERNETES = kubernetes_validate.utils.latest_version()
 IMAGE = "127.0.0.1:5000/echo@sha256:" + "0" * 64
 JOBS_URL = "redis://jobs-redis.pesto.svc:6379/2"
@@ -32,8 +34,7 @@ def validate(document: dict) -> None:
     if document["kind"] == "ScaledObject":
         jsonschema.Draft7Validator(KEDA_SCHEMA).validate(document)
     elif document["kind"] == "Kustomization":
-        assert set(document) == {"apiVersion", "kind", "resources"}
-        assert all(isinstance(name, str) for name in document["resources"])
+        jsonschema.Draft7Validator(KUSTOMIZATION_SCHEMA).validate(document)
     else:
         kubernetes_validate.validate(document, KUBERNETES, strict=True)
 
@@ -85,6 +86,9 @@ def test_the_validation_can_fail():
     scaled["spec"]["triggers"][0]["unknownField"] = 1
     with pytest.raises(jsonschema.ValidationError):
         validate(scaled)
+    kustomization = files["kustomization.yaml"] | {"resource": ["deployment.yaml"]}
+    with pytest.raises(jsonschema.ValidationError):
+        validate(kustomization)
 
 
 def test_the_cli_writes_a_folder_that_validates(tmp_path):

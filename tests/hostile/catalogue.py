@@ -267,9 +267,10 @@ CASES: list[Case] = [
          content_type=None),
     # -- jobs: unknown and malformed ids, path-like result keys
     job_route("unknown_job_id", "/api/v1/jobs/AAAAAAAAAAAAAAAAAAAAAA/status", 404, "no job"),
-    job_route("malformed_job_id", "/api/v1/jobs/not-a-job/status", 404, "no job"),
-    job_route("job_id_of_5000_characters", "/api/v1/jobs/" + "A" * 5000 + "/status", 404, "no job"),
-    job_route("job_id_with_a_nul", "/api/v1/jobs/%00/status", 404, "no job"),
+    job_route("malformed_job_id", "/api/v1/jobs/not-a-job/status", 400, "is not a job id", "job_id"),
+    job_route("job_id_of_5000_characters", "/api/v1/jobs/" + "A" * 5000 + "/status", 400,
+              "is not a job id", "job_id"),
+    job_route("job_id_with_a_nul", "/api/v1/jobs/%00/status", 400, "is not a job id", "job_id"),
     job_route("job_id_that_is_a_path", "/api/v1/jobs/..%2F..%2Fetc%2Fpasswd/status", 404, "no route"),
     job_route("results_of_an_unknown_job", "/api/v1/jobs/AAAAAAAAAAAAAAAAAAAAAA/results", 404, "no job"),
     job_route("delete_an_unknown_job", "/api/v1/jobs/AAAAAAAAAAAAAAAAAAAAAA", 404, "no job", method="DELETE"),

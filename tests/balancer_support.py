@@ -68,21 +68,38 @@ def _process(command: list[str], log: Path) -> Iterator[subprocess.Popen]:
 
 
 @contextmanager
-def registry(folder: Path, read_only: bool = False) -> Iterator[str]:
-    """A distribution registry on a free loopback port, storing in `folder`; its HOST:PORT."""
+def registry(folder: Path, read_only: bool = False, user: tuple[str, str] | None = None) -> Iterator[str]:
+    """A distribution registry on a free loopback port, storing in `folder`; its HOST:PORT.
+    `user` (name, password): the registry asks for them (htpasswd, bcrypt)."""
     port = free_port()
     address = f"127.0.0.1:{port}"
     maintenance = "  maintenance:\n    readonly:\n      enabled: true\n" if read_only else ""
-    config = folder / "registry.yml"
+    authentication = ""
     folder.mkdir(parents=True, exist_ok=True)
+    if user:
+        (folder / "htpasswd").write_text(f"{user[0]}:{_bcrypt(user[1])}\n")
+        authentication = f"auth:\n  htpasswd:\n    realm: pesto-test\n    path: {folder / 'htpasswd'}\n"
+    config = folder / "registry.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {folder / 'data'}\n{maintenance}http:\n  addr: {address}\n"
+        f"    rootdirectory: {folder / 'data'}\n{maintenance}{authentication}http:\n  addr: {address}\n"
     )
     log = folder / "registry.log"
     with _process([REGISTRY_BINARY, "serve", str(config)], log):
-        _wait_until(lambda: get(f"http://{address}/v2/")[0] == 200, "docker-registry", 20, log)
+        expected = 401 if user else 200
+        _wait_until(lambda: get(f"http://{address}/v2/")[0] == expected, "docker-registry", 20, log)
         yield address
+
+
+def _bcrypt(password: str) -> str:
+    """The registry's htpasswd takes bcrypt only; the C library's crypt(3) makes it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
 
 
 @dataclass

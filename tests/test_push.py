@@ -1,6 +1,8 @@
 """`pesto-pack push` against a real registry (Debian's docker-registry) on a loopback port."""
 
+import base64
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -118,3 +120,28 @@ def test_a_registry_that_is_not_host_and_port_is_refused(address):
 ])
 def test_the_image_is_tagged_into_the_registry(image, expected):
     assert target(image, "127.0.0.1:5000") == expected
+
+
+@pytest.fixture(scope="session")
+def guarded_registry():
+    folder = temporary_folder("pesto-registry-auth-")
+    with registry(folder, user=("pesto", "s3cret-pass")) as address:
+        yield address
+
+
+@pytest.mark.engine
+def test_credentials_come_from_dockers_config(guarded_registry, probe_image, tmp_path):
+    refused = push_command(probe_image[0], guarded_registry)
+    assert refused.returncode == 1
+    assert f"the registry {guarded_registry} refused the push" in refused.stderr
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    token = base64.b64encode(b"pesto:s3cret-pass").decode()
+    (config / "config.json").write_text(json.dumps({"auths": {guarded_registry: {"auth": token}}}))
+    done = subprocess.run(
+        [str(PESTO_PACK), "push", probe_image[0], "--registry", guarded_registry],
+        check=False, capture_output=True, text=True, timeout=300,
+        env=os.environ | {"DOCKER_CONFIG": str(config)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith(f"{guarded_registry}/pesto-push-probe@sha256:")

@@ -3,13 +3,16 @@
 glibc gives a thread that finds the arenas busy an arena of its own, up to 8 per core, and
 keeps what is freed in it for that arena's next use. Waitress hands each request to whichever
 of its threads is free, so a service answering 4096x4096 images one after another grew by the
-size of one request in each new arena: 108 MB to 1.6 GB over 16 requests, an OOM kill waiting
-for a container's memory limit. With two arenas (the I/O thread in the main one, the workers in
-one shared one) the same run stays flat at the same speed (BENCHMARKS.md, "Memory").
+size of one request in each new arena: 108 MB to 1.8 GB over 16 requests, an OOM kill waiting
+for a container's memory limit. With one arena the same run stays at 60 MB, and was faster
+(3.40 against 3.75 s per request, interleaved: memory handed back is found again). Two arenas
+(the I/O thread's and the workers') grew to 247 MB: what one request frees stays in the second.
+BENCHMARKS.md, "Memory under large images", has the figures.
 
 Applied two ways, so that every service gets it: the image sets `MALLOC_ARENA_MAX`, which glibc
 reads before any code runs; `pesto-serve` on the host calls `mallopt()` at start, before the
-server makes its threads. A `MALLOC_ARENA_MAX` set by the operator wins over both.
+server makes its threads. A `MALLOC_ARENA_MAX` set by the operator wins over both (a project
+whose threads allocate heavily at once, outside the GIL, may want 2 or more).
 """
 
 import ctypes
@@ -18,8 +21,8 @@ import os
 
 log = logging.getLogger(__name__)
 
-ARENAS = 2
-"""Arenas the runtime allows when the operator sets none: the main one and one shared."""
+ARENAS = 1
+"""Arenas the runtime allows when the operator sets none: every thread shares the main one."""
 M_ARENA_MAX = -8
 """mallopt()'s parameter number for the arena limit (glibc's malloc.h)."""
 

@@ -46,7 +46,7 @@ SERVICE_ENVIRONMENT = {
     "PYTHONDONTWRITEBYTECODE": "1",
     # One malloc arena per waitress thread grows memory by a request's size per thread with
     # large images (pesto_serve/memory.py); glibc reads this before any code runs.
-    "MALLOC_ARENA_MAX": "2",
+    "MALLOC_ARENA_MAX": "1",
 }
 READY_PROBE = (
     "import os, urllib.request; urllib.request.urlopen("

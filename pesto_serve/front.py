@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 PROCESS_PATH = "/api/v1/process"
 CLEANUP_SECONDS = 1.0
 """How often open connections are checked against the timeouts."""
+NEVER = 10**9
+"""A timeout of 0 (no limit), in waitress's terms: seconds beyond any uptime."""
 
 
 class Busy(Error):
@@ -157,7 +159,7 @@ class FrontServer(TcpWSGIServer):
         self._refusals: list[HTTPChannel] = []
         self._refusals_lock = threading.Lock()
         super().__init__(
-            application, channel_timeout=idle_timeout,
+            application, channel_timeout=idle_timeout or NEVER,
             cleanup_interval=min(CLEANUP_SECONDS, max(header_timeout / 2, 0.1)) if header_timeout > 0 else 30, **adjustments,
         )
 

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from balancer_support import fleet, haproxy, temporary_folder  # the tests' harness
+from balancer_support import fleet, haproxy  # the tests' harness
 
 SLEEP = REPO / "bench" / "runtime" / "projects" / "sleep"
 ECHO = REPO / "bench" / "runtime" / "projects" / "echo"
@@ -145,13 +145,13 @@ def main() -> int:
         sleepers = stack.enter_context(
             fleet(engine, sleep_image, max(REPLICAS), {"environment": {"PESTO_SLOTS": "1"}}))
         balancers = {
-            n: stack.enter_context(haproxy(temporary_folder("bench-haproxy-"), sleepers.replicas[:n]))
+            n: stack.enter_context(haproxy(sleepers.replicas[:n]))
             for n in REPLICAS
         }
         echo = stack.enter_context(fleet(engine, echo_image, 1, {"environment": {"PESTO_SLOTS": "4"}}))
-        echo_balancer = stack.enter_context(haproxy(temporary_folder("bench-haproxy-"), echo.replicas))
+        echo_balancer = stack.enter_context(haproxy(echo.replicas))
         kept_alive = stack.enter_context(
-            haproxy(temporary_folder("bench-haproxy-"), echo.replicas, server_close=False))
+            haproxy(echo.replicas, server_close=False))
         warm_up = [(b.url, sleep_body) for b in balancers.values()]
         echo_urls = {"direct": echo.replicas[0].url, "haproxy": echo_balancer.url,
                      "haproxy keep-alive": kept_alive.url}

@@ -68,9 +68,15 @@ def _process(command: list[str], log: Path) -> Iterator[subprocess.Popen]:
 
 
 @contextmanager
-def registry(folder: Path, read_only: bool = False, user: tuple[str, str] | None = None) -> Iterator[str]:
-    """A distribution registry on a free loopback port, storing in `folder`; its HOST:PORT.
-    `user` (name, password): the registry asks for them (htpasswd, bcrypt)."""
+def registry(read_only: bool = False, user: tuple[str, str] | None = None) -> Iterator[str]:
+    """A distribution registry on a free loopback port, storing in a temporary folder removed
+    at the end; its HOST:PORT. `user` (name, password): the registry asks for them (htpasswd,
+    bcrypt)."""
+    with tempfile.TemporaryDirectory(prefix="pesto-registry-") as temporary:
+        yield from _registry(Path(temporary), read_only, user)
+
+
+def _registry(folder: Path, read_only: bool, user: tuple[str, str] | None) -> Iterator[str]:
     port = free_port()
     address = f"127.0.0.1:{port}"
     maintenance = "  maintenance:\n    readonly:\n      enabled: true\n" if read_only else ""
@@ -301,10 +307,15 @@ class Balancer:
 
 @contextmanager
 def haproxy(
-    folder: Path, servers: list[Replica], checks: CheckTimings = CheckTimings(), server_close: bool = True
+    servers: list[Replica], checks: CheckTimings = CheckTimings(), server_close: bool = True
 ) -> Iterator[Balancer]:
-    """HAProxy on a free loopback port in front of `servers`, once every one is UP."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """HAProxy on a free loopback port in front of `servers`, once every one is UP; its
+    configuration, socket and log in a temporary folder removed at the end."""
+    with tempfile.TemporaryDirectory(prefix="pesto-haproxy-") as temporary:
+        yield from _haproxy(Path(temporary), servers, checks, server_close)
+
+
+def _haproxy(folder: Path, servers: list[Replica], checks: CheckTimings, server_close: bool) -> Iterator[Balancer]:
     port = free_port()
     socket_path = folder / "haproxy.sock"
     config = folder / "haproxy.cfg"
@@ -324,6 +335,3 @@ def post_json(connection: http.client.HTTPConnection, path: str, body: dict) -> 
     answer = connection.getresponse()
     return answer.status, answer.read()
 
-
-def temporary_folder(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))

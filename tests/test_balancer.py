@@ -23,7 +23,6 @@ from balancer_support import (
     as_in_deployment,
     fleet,
     haproxy,
-    temporary_folder,
 )
 from build_support import build
 
@@ -57,7 +56,7 @@ def pool(engine, sleep_image):
                                PESTO_DRAIN_DELAY=str(CheckTimings().drain_delay))
     with (
         fleet(engine, sleep_image, REPLICAS, options) as replicas,
-        haproxy(temporary_folder("pesto-haproxy-"), replicas.replicas) as balancer,
+        haproxy(replicas.replicas) as balancer,
     ):
         yield replicas, balancer
 
@@ -154,7 +153,7 @@ def template_pool(engine, base_image):
     image = build(TEMPLATE)
     with (
         fleet(engine, image, 2, as_in_deployment(deployment_of(TEMPLATE, image))) as replicas,
-        haproxy(temporary_folder("pesto-haproxy-"), replicas.replicas) as balancer,
+        haproxy(replicas.replicas) as balancer,
     ):
         yield balancer
 

@@ -21,7 +21,6 @@ from balancer_support import (
     fleet,
     get,
     haproxy,
-    temporary_folder,
 )
 from build_support import build
 from redis_support import RedisServer
@@ -37,9 +36,9 @@ pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")
-def jobs_pool(engine, base_image):
+def jobs_pool(engine, base_image, tmp_path_factory):
     image = build(JOBS)
-    redis = RedisServer(temporary_folder("pesto-redis-"))
+    redis = RedisServer(tmp_path_factory.mktemp("redis"))
     redis.start()
     try:
         files = deploy.manifests(deploy.plan(
@@ -51,7 +50,7 @@ def jobs_pool(engine, base_image):
         ) | {"network_mode": "host"}
         with (
             fleet(engine, image, 3, options) as replicas,
-            haproxy(temporary_folder("pesto-haproxy-"), replicas.replicas) as balancer,
+            haproxy(replicas.replicas) as balancer,
         ):
             yield replicas, balancer, redis, files["scaledobject.yaml"]
     finally:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from balancer_support import get, registry, temporary_folder
+from balancer_support import get, registry
 from build_support import PESTO_PACK, build
 
 from pesto_pack.errors import PestoError
@@ -26,15 +26,13 @@ def push_command(image: str, registry_address: str) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="session")
 def loopback_registry():
-    folder = temporary_folder("pesto-registry-")
-    with registry(folder) as address:
+    with registry() as address:
         yield address
 
 
 @pytest.fixture(scope="session")
 def read_only_registry():
-    folder = temporary_folder("pesto-registry-ro-")
-    with registry(folder, read_only=True) as address:
+    with registry(read_only=True) as address:
         yield address
 
 
@@ -124,8 +122,7 @@ def test_the_image_is_tagged_into_the_registry(image, expected):
 
 @pytest.fixture(scope="session")
 def guarded_registry():
-    folder = temporary_folder("pesto-registry-auth-")
-    with registry(folder, user=("pesto", "s3cret-pass")) as address:
+    with registry(user=("pesto", "s3cret-pass")) as address:
         yield address
 
 

@@ -60,8 +60,9 @@ def push(
             "another (`pesto-pack list` shows them)"
         ) from None
     repository, tag = target(image, registry)
-    local.tag(repository, tag)
     tagged = f"{repository}:{tag}"
+    added_tag = tagged not in local.tags
+    local.tag(repository, tag)
     log(f"pushing {image} as {tagged}")
     params = {"tag": tag}
     if is_loopback(host):
@@ -78,7 +79,8 @@ def push(
         api._raise_for_status(answer)
         digest = _follow(api._stream_helper(answer, decode=True), registry, tagged, log)
     except (APIError, PestoError) as error:
-        engine.api.remove_image(tagged, noprune=True)  # the tag this push added, not the image
+        if added_tag:
+            engine.api.remove_image(tagged, noprune=True)  # that tag only, not the image
         if isinstance(error, PestoError):
             raise
         raise _refused(registry, tagged, error.explanation or str(error)) from None

@@ -5,6 +5,7 @@ and outputs (the definitions become `components/schemas`), so standard tools can
 client or a form for it. Every route the app serves is in it; a test checks that.
 """
 
+import re
 from typing import Any
 
 from pesto_pack.project import ServiceApi
@@ -93,7 +94,7 @@ _CORRELATION_ID = {
     "name": "X-Correlation-ID", "in": "header", "required": False,
     "description": "any id of the caller's (1-200 printable ASCII characters): echoed in the "
     "answer, written in the access log; a job keeps it and its webhook sends it back",
-    "schema": {"type": "string", "maxLength": 200},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$"},
 }
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
@@ -116,8 +117,8 @@ _LIMIT = {
 _CURSOR = {
     "name": "cursor", "in": "query", "required": False,
     "description": "the last job id of the previous page (the `Link: <...>; rel=\"next\"` "
-    "header gives the next page's URL)",
-    "schema": {"type": "string"},
+    "header gives the next page's URL); a 404 when it names no job (expired or deleted)",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
 }
 _ECHOED = {
     "X-Correlation-ID": {"description": "the request's X-Correlation-ID, when it sent one",
@@ -141,15 +142,21 @@ _KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "strin
 _INDEX = {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
 
 
-def openapi_document(api: ServiceApi, definitions: dict[str, dict]) -> dict:
-    """The document for this service: its routes, its inputs and outputs, its errors."""
+def openapi_document(
+    api: ServiceApi, definitions: dict[str, dict], webhook_prefixes: tuple[str, ...] = ()
+) -> dict:
+    """The document for this service: its routes, its inputs and outputs, its errors.
+
+    `webhook_prefixes`: the webhook allow-list; the X-Webhook-URL header is described only when
+    webhooks are on, and its pattern names the prefixes a URL must start with.
+    """
     schemas = {name: _components(schema) for name, schema in definitions.items()}
     schemas["Input"] = _components(IoSchema.from_file(api.input_schema).object_schema({}))
     schemas["Output"] = _components(IoSchema.from_file(api.output_schema).object_schema({}))
     schemas["Error"] = _ERROR
     for schema in (schemas["Input"], schemas["Output"]):
         schema.pop("definitions", None)
-    paths = _common_paths(api.asynchronous)
+    paths = _common_paths(api.asynchronous, webhook_prefixes)
     if api.asynchronous:
         schemas.update(Link=_LINK, Job=_JOB, JobResults=_RESULTS, JobList=_JOB_LIST)
         paths.update(_job_paths())
@@ -167,7 +174,12 @@ def openapi_document(api: ServiceApi, definitions: dict[str, dict]) -> dict:
     }
 
 
-def _common_paths(asynchronous: bool) -> dict:
+def _webhook_header(prefixes: tuple[str, ...]) -> dict:
+    pattern = "^(" + "|".join(re.escape(prefix) for prefix in prefixes) + ")"
+    return {**_WEBHOOK_URL, "schema": {**_WEBHOOK_URL["schema"], "pattern": pattern}}
+
+
+def _common_paths(asynchronous: bool, webhook_prefixes: tuple[str, ...] = ()) -> dict:
     process_answer = (
         {
             "202": {**_json("the job is stored and queued; poll its status URL (also in "
@@ -192,7 +204,9 @@ def _common_paths(asynchronous: bool) -> dict:
         "/api/v1/process": {
             "post": {
                 "summary": "Process the inputs" + (" as a job" if asynchronous else ""),
-                **({"parameters": [_IDEMPOTENCY_KEY, _WEBHOOK_URL]} if asynchronous else {}),
+                **({"parameters": [_IDEMPOTENCY_KEY] + (
+                    [_webhook_header(webhook_prefixes)] if webhook_prefixes else []
+                )} if asynchronous else {}),
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": {"$ref": _COMPONENTS + "Input"}}},
@@ -213,7 +227,7 @@ def _job_paths() -> dict:
         "/api/v1/jobs": {
             "get": _get(
                 "a page of the jobs, oldest first (a Link header names the next page)",
-                schema="JobList", parameters=[_LIMIT, _CURSOR], errors=("400", "503"),
+                schema="JobList", parameters=[_LIMIT, _CURSOR], errors=("400", "404", "503"),
             )
         },
         prefix: {
@@ -225,7 +239,15 @@ def _job_paths() -> dict:
                 "cancelRequested). A finished job is deleted with its results (200).",
                 "parameters": [_JOB_ID],
                 "responses": {
-                    "200": _json("deleted ({jobId, deleted: true}), or the cancelled job", "Job"),
+                    "200": {
+                        "description": "a finished job deleted, or a waiting one cancelled",
+                        "content": {"application/json": {"schema": {"oneOf": [
+                            {"$ref": _COMPONENTS + "Job"},
+                            {"type": "object", "required": ["jobId", "deleted"],
+                             "properties": {"jobId": {"type": "string"},
+                                            "deleted": {"const": True}}},
+                        ]}}},
+                    },
                     "202": _json("cancel requested: the running job stops soon", "Job"),
                     **_error_responses("400", "404", "503"),
                 },
@@ -260,18 +282,17 @@ def _job_paths() -> dict:
 
 
 def _everywhere(paths: dict) -> None:
-    """Every operation takes X-Correlation-ID and echoes it; every job route may be a 503 (the
-    job store unreachable) or a 400 (a malformed job id)."""
+    """Every operation takes X-Correlation-ID and echoes it, and is a 400 when that header is
+    not valid; every job route may be a 503 (the job store unreachable)."""
     for path, item in paths.items():
         for operation in item.values():
             operation["parameters"] = [*operation.get("parameters", []), _CORRELATION_ID]
+            errors = ("400", "503") if path.startswith("/api/v1/jobs") else ("400",)
+            operation["responses"].update(
+                {s: a for s, a in _error_responses(*errors).items() if s not in operation["responses"]}
+            )
             for answer in operation["responses"].values():
                 answer.setdefault("headers", {}).update(_ECHOED)
-            if "{job_id}" in path:
-                operation["responses"].update(
-                    {s: a for s, a in _error_responses("400", "503").items()
-                     if s not in operation["responses"]}
-                )
 
 
 def _get(

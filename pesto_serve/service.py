@@ -54,7 +54,7 @@ class Service:
         self.payloads = Payloads.build(api, registry, settings.decode_settings)
         self.describe = describe_without_links(api, definitions)
         self.version = version_document(api)
-        self.openapi = openapi_document(api, definitions)
+        self.openapi = openapi_document(api, definitions, settings.webhook_allowlist)
         self.slots = Slots(settings.slots, settings.queue_size)
         self.jobs: JobBackend | None = _open_jobs(settings) if api.asynchronous else None
         self.webhooks = None

@@ -167,7 +167,8 @@ def test_bad_input_is_4xx_json_naming_the_problem(cluster):
     replica = cluster.alive()[-1]
     cases = [
         (replica.get("/api/v1/jobs/not*an*id/status"), 400, "job_id"),
-        (replica.get("/api/v1/jobs?cursor=" + "u" * 22), 400, "cursor"),
+        (replica.get("/api/v1/jobs?cursor=" + "u" * 22), 404, "cursor"),
+        (replica.get("/api/v1/jobs?cursor=not*a*job"), 400, "cursor"),
         (cluster.submit(replica, {"tag": "w"}, **{"X-Webhook-URL": "http://127.0.0.1:9/x"}),
          400, "X-Webhook-URL"),
         (cluster.submit(replica, {"tag": "k"}, **{"Idempotency-Key": "k" * 300}),

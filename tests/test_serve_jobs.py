@@ -283,16 +283,16 @@ def test_the_job_list_is_paginated_by_limit_and_cursor(jobs):
     assert list(app.get("/api/v1/jobs").json) == ids
 
 
-@pytest.mark.parametrize("query, field, words", [
-    ("cursor=" + "u" * 22, "cursor", "names no job"),
-    ("cursor=no*id", "cursor", "is not a job id"),
-    ("limit=0", "limit", "from 1 to 1000"),
-    ("limit=many", "limit", "from 1 to 1000"),
+@pytest.mark.parametrize("query, status, field, words", [
+    ("cursor=" + "u" * 22, 404, "cursor", "names no job"),
+    ("cursor=no*id", 400, "cursor", "is not a job id"),
+    ("limit=0", 400, "limit", "from 1 to 1000"),
+    ("limit=many", 400, "limit", "from 1 to 1000"),
 ])
-def test_a_bad_page_request_is_400_naming_the_parameter(jobs, query, field, words):
+def test_a_bad_page_request_is_4xx_naming_the_parameter(jobs, query, status, field, words):
     app, _ = jobs
     app.post_json("/api/v1/process", {"tag": "a"})
-    error = error_of(app.get(f"/api/v1/jobs?{query}", status=400))
+    error = error_of(app.get(f"/api/v1/jobs?{query}", status=status))
     assert error["field"] == field and words in error["message"]
 
 
@@ -487,11 +487,11 @@ def test_a_folder_service_imports_neither_redis_nor_standardwebhooks(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_the_openapi_document_describes_cancel_progress_webhooks_and_pages(jobs):
+def test_the_openapi_document_describes_cancel_progress_webhooks_and_pages(jobs, tmp_path):
     app, _ = jobs
     document = app.get("/api/v1/openapi.json").json
     post = document["paths"]["/api/v1/process"]["post"]
-    assert {p["name"] for p in post["parameters"]} == {"Idempotency-Key", "X-Webhook-URL", "X-Correlation-ID"}
+    assert {p["name"] for p in post["parameters"]} == {"Idempotency-Key", "X-Correlation-ID"}
     assert {"200", "202", "422"} <= set(post["responses"])
     listing = document["paths"]["/api/v1/jobs"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "X-Correlation-ID"}
@@ -502,6 +502,13 @@ def test_the_openapi_document_describes_cancel_progress_webhooks_and_pages(jobs)
     assert {"webhook", "cancelRequested", "correlationId", "attempts"} <= set(job)
     status = document["paths"]["/api/v1/jobs/{job_id}/status"]["get"]
     assert "X-Correlation-ID" in status["responses"]["200"]["headers"]
+    hooks = ("http://127.0.0.1:9/hooks/",)
+    with served("jobs", jobs_dir=tmp_path / "j", webhook_allowlist=hooks, webhook_secret=SECRET) as (
+        with_hooks, _
+    ):
+        post = with_hooks.get("/api/v1/openapi.json").json["paths"]["/api/v1/process"]["post"]
+    header = next(p for p in post["parameters"] if p["name"] == "X-Webhook-URL")
+    assert header["schema"]["pattern"] == "^(http://127\\.0\\.0\\.1:9/hooks/)"
 
 
 # -- the Redis backend's queue, without HTTP ---------------------------------------------------

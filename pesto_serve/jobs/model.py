@@ -34,8 +34,9 @@ def too_many_attempts(attempts: int) -> str:
 
 
 def unknown_cursor(cursor: str) -> ServiceError:
+    """404, as any well-formed job id that names no job (a malformed one is a 400)."""
     return ServiceError(
-        400, f"cursor {cursor!r} names no job of this list (its job expired or was deleted); "
+        404, f"cursor {cursor!r} names no job of this list (its job expired or was deleted); "
         "start again without a cursor", "cursor",
     )
 

@@ -3,7 +3,8 @@
 Jobs submitted and polled through the balancer are run by different replicas (each replica's
 name in the stream's consumer group is in the job's record) and all end DONE with their own
 result; a replica SIGKILLed mid-job loses nothing: another one takes its jobs over after the
-visibility timeout (the Redis backend's guarantee, now behind a real balancer). Everything
+visibility timeout (the Redis backend's guarantee, now behind a real balancer); a rolling
+restart while jobs run ends every job DONE. Everything
 listens on 127.0.0.1: the containers use the host's network, each service on its own port.
 """
 
@@ -121,6 +122,21 @@ def test_a_replica_killed_mid_job_loses_nothing_behind_the_balancer(jobs_pool):
     assert taken_over, "no job was running on the killed replica"
     replicas.start(victim)
     balancer.wait_status(victim.name, "UP")
+
+
+def test_a_rolling_restart_with_jobs_running_ends_every_job_done(jobs_pool):
+    replicas, balancer, _, _ = jobs_pool
+    bodies = [{"tag": f"release{n}", "seconds": 1.0} for n in range(12)]
+    ids = [submit(balancer.url, body) for body in bodies]
+    for replica in replicas.replicas:
+        replicas.terminate(replica)
+        replicas.start(replica)
+        balancer.wait_status(replica.name, "UP")
+        ids.append(submit(balancer.url, {"tag": f"during-{replica.name}", "seconds": 0.2}))
+    documents = wait_finished(balancer.url, ids, timeout=90)
+    assert Counter(d["status"] for d in documents.values()) == {"DONE": len(ids)}
+    for job_id, body in zip(ids, bodies):
+        assert get(f"{balancer.url}/api/v1/jobs/{job_id}/results/result")[1].decode() == body["tag"].upper()
 
 
 def test_keda_reads_the_stream_and_group_the_replicas_use(jobs_pool):

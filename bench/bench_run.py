@@ -19,8 +19,8 @@ files through the output types (`image.png`, `mean.float`, ...):
   answer's files, as a user's script would. Its CPU time is the client's and the server's
   (from /proc) over the loop.
 
-Rounds alternate the two sides and each keeps its best, so a burst of load from elsewhere
-does not hit one side only. The machine's load (`/proc/loadavg`) is printed with the figures.
+Rounds alternate the two sides, so a burst of load from elsewhere does not hit one side
+only; the best and the median round of each side are printed, and every round on stderr. The machine's load (`/proc/loadavg`) is printed with the figures.
 """
 
 import argparse
@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,24 +62,20 @@ def main() -> int:
         project = root / "project"
         init.create(project, init.answers(project, {"name": "bench-run"}, ask=None))
         inputs = make_inputs(root / "in", args.items, args.size)
-        best = {"run": [float("inf")] * 2, "HTTP": [float("inf")] * 2}
+        rounds: dict[str, list[tuple[float, float]]] = {"run": [], "HTTP": []}
         walls = []
         for round_number in range(args.rounds):
             seconds, cpu, wall = run_batch(project, inputs, root / f"run-{round_number}")
             walls.append(wall)
-            keep_best(best["run"], seconds, cpu)
+            rounds["run"].append((seconds, cpu))
             with http_service(project) as service:  # as fresh as run's: first uses cost alike
-                http_seconds, http_cpu = run_http(project, service, inputs, root / f"http-{round_number}")
-            keep_best(best["HTTP"], http_seconds, http_cpu)
+                rounds["HTTP"].append(run_http(project, service, inputs, root / f"http-{round_number}"))
+            (http_seconds, http_cpu) = rounds["HTTP"][-1]
             print(f"round {round_number + 1}: run {seconds:.3f} s (CPU {cpu:.3f} s), HTTP "
                   f"{http_seconds:.3f} s (CPU {http_cpu:.3f} s)", file=sys.stderr)
             same_answers(project, root / f"run-{round_number}", root / f"http-{round_number}", inputs)
-        report(args, best, min(walls))
+        report(args, rounds, min(walls))
     return 0
-
-
-def keep_best(best: list[float], seconds: float, cpu: float) -> None:
-    best[0], best[1] = min(best[0], seconds), min(best[1], cpu)
 
 
 def make_inputs(folder: Path, count: int, size: int) -> list[Path]:
@@ -192,16 +189,22 @@ def same_answers(project: Path, run_out: Path, http_out: Path, inputs: list[Path
     shutil.rmtree(http_out)
 
 
-def report(args, best: dict, run_wall: float) -> None:
+def report(args, rounds: dict[str, list[tuple[float, float]]], run_wall: float) -> None:
     load_average = Path("/proc/loadavg").read_text().split()[:3]
-    print(f"{args.items} images of {args.size}x{args.size} RGB, best of {args.rounds} rounds; "
+    print(f"{args.items} images of {args.size}x{args.size} RGB, {args.rounds} rounds; "
           f"load average {' '.join(load_average)} on {os.cpu_count()} CPUs")
-    print(f"{'side':<6} {'seconds':>8} {'items/s':>8} {'ms/item':>8} {'CPU ms/item':>12}")
-    for side, (seconds, cpu) in best.items():
-        print(f"{side:<6} {seconds:>8.3f} {args.items / seconds:>8.1f} "
-              f"{1000 * seconds / args.items:>8.2f} {1000 * cpu / args.items:>12.2f}")
-    print(f"run / HTTP: time {best['run'][0] / best['HTTP'][0]:.2f}, CPU "
-          f"{best['run'][1] / best['HTTP'][1]:.2f} (below 1: run is faster, or cheaper)")
+    print(f"{'side':<6} {'statistic':<9} {'seconds':>8} {'items/s':>8} {'ms/item':>8} {'CPU ms/item':>12}")
+    figures = {}
+    for side, measured in rounds.items():
+        for name, pick in (("best", min), ("median", statistics.median)):
+            seconds, cpu = pick(m[0] for m in measured), pick(m[1] for m in measured)
+            figures[side, name] = seconds, cpu
+            print(f"{side:<6} {name:<9} {seconds:>8.3f} {args.items / seconds:>8.1f} "
+                  f"{1000 * seconds / args.items:>8.2f} {1000 * cpu / args.items:>12.2f}")
+    for name in ("best", "median"):
+        run, http = figures["run", name], figures["HTTP", name]
+        print(f"run / HTTP ({name}): time {run[0] / http[0]:.2f}, CPU {run[1] / http[1]:.2f} "
+              "(below 1: run is faster, or cheaper)")
     print(f"run's whole command, start-up and on_start() included: {run_wall:.2f} s (best round)")
 
 

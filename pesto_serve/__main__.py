@@ -9,6 +9,7 @@ import sys
 from pesto_pack.errors import PestoError
 from pesto_pack.project import load_api
 from pesto_serve import logs
+from pesto_serve.memory import limit_malloc_arenas
 from pesto_serve.server import EXIT_START_FAILED, serve
 from pesto_serve.settings import Settings
 
@@ -16,6 +17,7 @@ log = logging.getLogger("pesto_serve")
 
 
 def main() -> int:
+    limit_malloc_arenas()  # before any thread exists (the log writer's is the first)
     if sys.argv[1:2] == ["run"]:  # `python -m pesto_serve run PAYLOAD OUTPUT`: no server
         from pesto_serve.run import main_in_image
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pesto_pack.errors import PestoError
 from pesto_serve import logs
+from pesto_serve.memory import limit_malloc_arenas
 from pesto_serve.host import project_on_host
 from pesto_serve.server import EXIT_START_FAILED, serve
 from pesto_serve.settings import Settings
@@ -78,6 +79,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    limit_malloc_arenas()  # before any thread exists (the log writer's is the first)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["run"]:  # `pesto-serve run PROJECT_DIR PAYLOAD OUTPUT` (serve ./run for a folder named run)
         from pesto_serve.run import main_on_host

@@ -12,7 +12,8 @@ With the toolkit's Python (`. scripts/bootstrap`) and Debian's redis-server. It 
   sleeps 50 ms (the GIL released): jobs/s over the middle of a run of N jobs submitted at once
   (from the 15% to the 85% DONE mark, so that start and tail do not count), and the ratio to
   one replica;
-- Redis memory for 20 jobs with a 16 MB result each: `used_memory` before and after, per job.
+- Redis memory for 20 jobs with a 16 MB result each: `used_memory` before and after, per job;
+  then again with the results on a volume (`PESTO_JOBS_RESULTS_DIR`).
 
 Redis runs with its own data folder (append-only file, `appendfsync everysec`, the default)
 on a free 127.0.0.1 port; every server is stopped by the script.
@@ -176,11 +177,14 @@ def jobs_per_second(folder: Path, replicas: int, count: int) -> float:
         return (c2 - c1) / (t2 - t1)
 
 
-def memory(folder: Path) -> None:
+def memory(folder: Path, volume: Path | None = None) -> None:
     size = 16 * 1024 * 1024
-    print("\n## Redis memory: 20 jobs with a 16 MB result each")
+    where = f", results over 1 MiB on {volume} (PESTO_JOBS_RESULTS_DIR)" if volume else ""
+    print(f"\n## Redis memory: 20 jobs with a 16 MB result each{where}")
     with redis_server(folder) as (url, client):
         env = {"PESTO_JOBS_URL": url, "PESTO_MAX_BODY_BYTES": str(64 * 1024 * 1024)}
+        if volume:
+            env["PESTO_JOBS_RESULTS_DIR"] = str(volume)
         with replica(folder, env) as service:
             before = client.info("memory")["used_memory"]
             started = time.perf_counter()
@@ -215,6 +219,7 @@ def main() -> None:
         overhead(Path(folder), count)
         throughput(Path(folder), max(count, 200) if not args.quick else 120)
         memory(Path(folder))
+        memory(Path(folder), Path(folder) / "results")
     print(f"\nload after: {os.getloadavg()[0]:.2f}")
 
 

@@ -8,6 +8,7 @@ that does not depend on a request (validators, describe, OpenAPI) is built here 
 import collections
 import hashlib
 import logging
+import tempfile
 import threading
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -420,10 +421,22 @@ def _check_idempotency_key(key: str) -> None:
 def _open_jobs(settings: Settings) -> JobBackend:
     url = settings.jobs_store_url
     folder = settings.jobs_folder() if url.startswith("file:") else None
+    results_dir = None
+    if folder is None and settings.jobs_results_dir is not None:
+        results_dir = settings.jobs_results_dir
+        try:
+            results_dir.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=results_dir).close()
+        except OSError as error:
+            raise PestoError(
+                f"cannot write in PESTO_JOBS_RESULTS_DIR {results_dir} ({error}); mount the "
+                "shared results volume read-write, or unset it to keep results in Redis"
+            ) from None
     jobs = open_backend(
         url, retention=settings.jobs_retention,
         visibility_timeout=settings.jobs_visibility_timeout,
-        max_attempts=settings.jobs_max_attempts, folder=folder,
+        max_attempts=settings.jobs_max_attempts, folder=folder, results_dir=results_dir,
+        inline_bytes=settings.jobs_inline_bytes,
     )
     if folder is not None:
         requeued = jobs.recover()

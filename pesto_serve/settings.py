@@ -49,6 +49,10 @@ class Settings:
     another one runs the job again."""
     jobs_max_attempts: int = 3
     """Runs of one job (a first run and reruns after its replica died) before it ends ERROR."""
+    jobs_results_dir: Path | None = None
+    """With Redis: a folder every replica mounts, where results over jobs_inline_bytes go
+    instead of Redis's memory. None: every result in Redis."""
+    jobs_inline_bytes: int = MIB
     webhook_allowlist: tuple[str, ...] = ()
     """URL prefixes a job's webhook may call; empty: webhooks are refused."""
     webhook_secret: str | None = None
@@ -100,6 +104,10 @@ class Settings:
             ),
             jobs_max_attempts=env.integer(
                 "PESTO_JOBS_MAX_ATTEMPTS", defaults.jobs_max_attempts, minimum=1
+            ),
+            jobs_results_dir=env.path("PESTO_JOBS_RESULTS_DIR", None),
+            jobs_inline_bytes=env.integer(
+                "PESTO_JOBS_INLINE_BYTES", defaults.jobs_inline_bytes, minimum=0
             ),
             webhook_allowlist=env.prefixes("PESTO_WEBHOOK_ALLOWLIST"),
             webhook_secret=env.text("PESTO_WEBHOOK_SECRET", "") or None,

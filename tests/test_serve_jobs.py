@@ -27,6 +27,7 @@ from pesto_pack.types.base import Result
 from pesto_serve.jobs import CANCELLED, DONE, ERROR, PENDING, RUNNING, Submission
 from pesto_serve.jobs.folder import FolderJobs
 from pesto_serve.jobs.redis import RedisJobs
+from pesto_serve.jobs.volume import ResultVolume
 from pesto_serve.logs import JsonFormatter, TextFormatter
 from pesto_serve.settings import Settings
 
@@ -465,8 +466,12 @@ def test_the_jobs_url_setting_names_a_folder_or_redis(tmp_path):
     assert (settings.jobs_retention, settings.jobs_max_attempts) == (60, 5)
     assert settings.jobs_visibility_timeout == 7
     redis_settings = Settings.from_env({"PESTO_JOBS_URL": "rediss://:pw@cache:6380/2",
-                                        "PESTO_JOBS_DIR": "/ignored"})
+                                        "PESTO_JOBS_DIR": "/ignored",
+                                        "PESTO_JOBS_RESULTS_DIR": "/mnt/results",
+                                        "PESTO_JOBS_INLINE_BYTES": "65536"})
     assert redis_settings.jobs_store_url == "rediss://:pw@cache:6380/2"
+    assert redis_settings.jobs_results_dir == Path("/mnt/results")
+    assert redis_settings.jobs_inline_bytes == 65536
     assert Settings.from_env({"PESTO_JOBS_DIR": str(tmp_path)}).jobs_store_url == f"file://{tmp_path}"
     for bad in ("http://cache:6379", "redis://", "/var/lib/jobs"):
         with pytest.raises(PestoError, match="PESTO_JOBS_URL"):
@@ -591,3 +596,52 @@ def test_progress_reaches_a_keyword_process_and_a_stateless_one_gets_a_no_op(tmp
     description.write_text(description.read_text().replace('"asynchronous": true', '"asynchronous": false'))
     with served(project) as (app, _):
         assert app.post_json("/api/v1/process", {"tag": "now"}).json == {"result": "now:True"}
+
+
+# -- large results on a shared volume (Redis) ---------------------------------------------------
+
+def test_results_over_the_inline_size_go_to_the_shared_volume(redis_url, redis_server, tmp_path):
+    volume = tmp_path / "results"
+    settings = {"jobs_url": redis_url, "jobs_results_dir": volume, "jobs_inline_bytes": 1000}
+    with served("jobs", **settings) as (app, _), redis_server.client() as client:
+        big = app.post_json("/api/v1/process", {"tag": "big", "size": 5000}).json["jobId"]
+        small = app.post_json("/api/v1/process", {"tag": "small"}).json["jobId"]
+        wait_for(app, big), wait_for(app, small)
+        assert app.get(f"/api/v1/jobs/{big}/results/result").text == "x" * 5000
+        assert app.get(f"/api/v1/jobs/{small}/results/result").text == "SMALL"
+        assert [f.stat().st_size for f in (volume / big).iterdir()] == [5000]
+        assert not (volume / small).exists()
+        assert (client.hlen(f"pesto:result:{big}"), client.hlen(f"pesto:result:{small}")) == (0, 1)
+        app.delete(f"/api/v1/jobs/{big}")
+        assert not (volume / big).exists()
+    with served("jobs", jobs_url=redis_url) as (app, _):  # a replica without the volume
+        job_id = app.post_json("/api/v1/process", {"tag": "other", "size": 5000}).json["jobId"]
+        wait_for(app, job_id)
+        assert len(app.get(f"/api/v1/jobs/{job_id}/results/result").body) == 5000  # in Redis
+    with served("jobs", jobs_url=redis_url, jobs_results_dir=volume, jobs_inline_bytes=10) as (app, _):
+        job_id = app.post_json("/api/v1/process", {"tag": "far", "size": 50}).json["jobId"]
+        wait_for(app, job_id)
+    with served("jobs", jobs_url=redis_url) as (app, _):
+        error = error_of(app.get(f"/api/v1/jobs/{job_id}/results/result", status=503))
+        assert "PESTO_JOBS_RESULTS_DIR" in error["message"]
+
+
+def test_a_late_run_removes_its_own_files_from_the_volume(redis_url, tmp_path):
+    volume = ResultVolume(tmp_path, inline_bytes=0)
+    stalled, other = (RedisJobs(redis_url, retention=60, visibility_timeout=0.3, max_attempts=3,
+                                volume=volume) for _ in range(2))
+    job, _ = stalled.submit(submission({"tag": "x"}), 10)
+    slow = stalled.claim(1.0)
+    time.sleep(0.4)
+    fast = other.claim(1.0)
+    assert other.finish(fast, {"result": Result(b"second", "text/plain")}).status == DONE
+    assert stalled.finish(slow, {"result": Result(b"first", "text/plain")}) is None
+    assert [f.read_bytes() for f in (tmp_path / job.id).iterdir()] == [b"second"]
+
+
+def test_an_unwritable_results_volume_stops_the_service_at_start(redis_url, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(PestoError, match="PESTO_JOBS_RESULTS_DIR"), served(
+        "jobs", jobs_url=redis_url, jobs_results_dir=tmp_path / "a-file" / "results"
+    ):
+        pass

@@ -56,6 +56,8 @@ from pesto_serve.jobs.model import (
     too_many_attempts,
     unknown_cursor,
 )
+from pesto_serve.jobs.volume import PREFIX as VOLUME_PREFIX
+from pesto_serve.jobs.volume import ResultVolume
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +236,10 @@ class RedisJobs(JobBackend):
     """Jobs in Redis, shared by every replica that names the same URL and prefix."""
 
     def __init__(self, url: str, retention: float, visibility_timeout: float, max_attempts: int,
-                 prefix: str | None = None):
+                 prefix: str | None = None, volume: ResultVolume | None = None):
         self.retention = retention
+        self.volume = volume
+        """Where results too large for Redis's memory go, if anywhere."""
         self.visibility_timeout = visibility_timeout
         self.max_attempts = max_attempts
         self.prefix = prefix or os.environ.get(JOBS_PREFIX_SETTING, "").strip() or DEFAULT_PREFIX
@@ -410,12 +414,19 @@ class RedisJobs(JobBackend):
         job_id = claimed.job.id
         pairs: list[Any] = []
         results: dict = {}
+        written: list[str] = []
         if documents and error is None and not cancelled:
             numbers = iter(range(1_000_000))
+            run = secrets.token_hex(4)
 
             def store(document: Result) -> dict:
-                name = f"results/{next(numbers)}"
-                pairs.extend((name, document.content))
+                number = next(numbers)
+                if self.volume is not None and self.volume.keeps(document.content):
+                    name = self.volume.write(job_id, run, number, document.content)
+                    written.append(name)
+                else:
+                    name = f"results/{number}"
+                    pairs.extend((name, document.content))
                 return {"file": name, "media_type": document.media_type}
 
             results = {
@@ -430,6 +441,8 @@ class RedisJobs(JobBackend):
             status, message = DONE, ""
         final = self._store_outcome(job_id, status, message, results, pairs)
         if not final:
+            if written:
+                self.volume.remove(written)  # another run's result is the stored one
             return None
         return self.get(job_id)
 
@@ -490,6 +503,14 @@ class RedisJobs(JobBackend):
 
     @_unavailable
     def read(self, job: Job, stored: StoredResult) -> Result:
+        if stored.file.startswith(VOLUME_PREFIX):
+            content = self.volume.read(stored.file) if self.volume is not None else None
+            if content is None:
+                raise StoreUnavailable(
+                    f"result {stored.file} of job {job.id} is on the results volume, which this "
+                    "replica does not have (PESTO_JOBS_RESULTS_DIR) or which lost it"
+                )
+            return Result(content, stored.media_type)
         content = self.client.hget(self._k("result", job.id), stored.file)
         if content is None:
             raise StoreUnavailable(f"result {stored.file} of job {job.id} is gone (expired)")
@@ -532,6 +553,8 @@ class RedisJobs(JobBackend):
                   self._k("webhooks"), self._k("idem", key) if key else "", self.queue],
             args=[job_id, CONSUMER_GROUP],
         )
+        if self.volume is not None:
+            self.volume.remove_job(job_id)
 
     @_unavailable
     def delete_result(self, job: Job, key: str) -> Job:
@@ -544,6 +567,8 @@ class RedisJobs(JobBackend):
         pipe.hdel(self._k("result", job.id), *names)
         pipe.hset(self._k("job", job.id), "results", encoded)
         pipe.execute()
+        if self.volume is not None:
+            self.volume.remove(names)
         return self.get(job.id)
 
     @_unavailable
@@ -555,6 +580,8 @@ class RedisJobs(JobBackend):
             for job_id in old:
                 self.delete(job_id.decode())
             self._forget_gone_consumers()
+            if self.volume is not None:
+                self.volume.remove_older_than(self._key_ttl)
             return len(old)
         finally:
             self.client.delete(self._k("sweep"))

@@ -64,7 +64,9 @@ class FolderJobs(JobBackend):
         self._queue: collections.deque[str] = collections.deque()
         self._lock = threading.Condition()
         self._leases: dict[str, float] = {}
-        """Job id → when its webhook delivery may be tried next (in memory; on disk in job.json)."""
+        """Job id → until when a sender holds its webhook delivery."""
+        self._deliveries: set[str] = set()
+        """Jobs whose webhook is still to be delivered (their state is in their job.json)."""
 
     def recover(self) -> int:
         """Index the jobs on disk; queue again those a previous run left unfinished.
@@ -237,6 +239,7 @@ class FolderJobs(JobBackend):
             if job is not None and job.idempotency_key:
                 self._keys.pop(job.idempotency_key, None)
             self._leases.pop(job_id, None)
+            self._deliveries.discard(job_id)
         shutil.rmtree(self.folder / job_id, ignore_errors=True)
 
     def delete_result(self, job: Job, key: str) -> Job:
@@ -260,10 +263,9 @@ class FolderJobs(JobBackend):
     def due_delivery(self, lease: float) -> Job | None:
         stamp = now()
         with self._lock:
-            for job in self._jobs.values():
+            for job_id in list(self._deliveries):
+                job = self._jobs[job_id]
                 delivery = job.delivery
-                if not delivery or delivery.get("state") not in ("pending", "retrying"):
-                    continue
                 due = max(delivery.get("nextAttempt") or 0.0, self._leases.get(job.id, 0.0))
                 if due <= stamp:
                     self._leases[job.id] = stamp + lease
@@ -291,6 +293,10 @@ class FolderJobs(JobBackend):
         self._jobs[job.id] = job
         if job.idempotency_key:
             self._keys[job.idempotency_key] = job.id
+        if job.delivery and job.delivery.get("state") in ("pending", "retrying"):
+            self._deliveries.add(job.id)
+        else:
+            self._deliveries.discard(job.id)
         return job
 
     def _write(self, job: Job, durable: bool = True) -> Job:

@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     """The exit status of `pesto-pack run`."""
     if args.output_dir is not None and args.input_dir is None:
         raise PestoError("--output-dir needs --input-dir (the folder of inputs to run)")
+    if args.output_dir is not None and args.output is not None:
+        raise PestoError("-o is for one request, --output-dir for a folder of them: give one")
     if Path(args.target).is_dir():
         return on_host(args)
     if args.profiles:

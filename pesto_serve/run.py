@@ -15,8 +15,10 @@ layout), `-` (stdout, the default), or an allow-listed http(s) URL the answer is
 import argparse
 import json
 import logging
+import signal
 import sys
 import tempfile
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -42,6 +44,7 @@ EXIT_DONE = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_START_FAILED = 3
+EXIT_INTERRUPTED = 130
 POST_TIMEOUT_SECONDS = 60
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -252,7 +255,25 @@ def _shown(source: str, limit: int = 80) -> str:
 
 
 def execute(api: ServiceApi, settings: Settings, options: RunOptions) -> int:
-    """Run what `options` says with the project `api`; the exit status."""
+    """Run what `options` says with the project `api`; the exit status. Ctrl-C and SIGTERM (a
+    Job deleted) stop it between items: the answers written so far are whole and kept."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    try:
+        return _execute(api, settings, options)
+    except KeyboardInterrupt:
+        log.warning("interrupted: the answers written so far are kept; run again to do the rest")
+        return EXIT_INTERRUPTED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _execute(api: ServiceApi, settings: Settings, options: RunOptions) -> int:
     from pesto_serve import batch  # the folder loop, only when a folder is run
 
     try:

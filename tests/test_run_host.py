@@ -9,7 +9,10 @@ folder of 50 inputs with one broken runs through, and a second run does only wha
 import json
 import os
 import shutil
+import signal
+import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -284,3 +287,39 @@ def test_the_kubernetes_job_of_the_batch_page_is_a_valid_job_that_runs_a_folder(
     command = job["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[:4] == ["python", "-m", "pesto_serve", "run"]
     assert "--input-dir" in command and "--output-dir" in command
+
+
+def test_sigterm_stops_a_batch_between_items_and_the_next_run_does_the_rest(tmp_path):
+    inputs = tmp_path / "in"
+    for index in range(20):
+        folder = inputs / f"item_{index:02d}" / "input"
+        folder.mkdir(parents=True)
+        (folder / "mode.string").write_text("sleep")
+        (folder / "seconds.float").write_text("0.1")
+    out = tmp_path / "out"
+    running = subprocess.Popen(
+        [*PESTO_SERVE, "run", str(PROJECTS / "faulty"), "--input-dir", str(inputs), "--output-dir", str(out)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        for line in running.stderr:
+            if "20 to run" in line:
+                break
+        time.sleep(0.5)
+        running.send_signal(signal.SIGTERM)
+        rest = running.communicate(timeout=60)[1]
+    finally:
+        if running.poll() is None:
+            running.kill()
+
+    assert running.returncode == 130, rest
+    assert "interrupted: the answers written so far are kept" in rest
+    done = sorted(p.name for p in out.iterdir())
+    assert 0 < len(done) < 20
+    assert all((out / name / "output" / "result.string").read_text() == "sleep" for name in done)
+    assert not list(out.rglob(".*"))  # no partial answer left behind
+
+    again = serve_run(PROJECTS / "faulty", "--input-dir", inputs, "--output-dir", out)
+    assert again.returncode == 0, again.stderr
+    assert f"{20 - len(done)} to run, {len(done)} already answered" in again.stderr
+    assert len(list(out.iterdir())) == 20

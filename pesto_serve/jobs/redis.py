@@ -80,6 +80,10 @@ them (and keeps the counts right); the TTL only frees them when no replica runs.
 SOCKET_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 1.0
 SWEEP_LOCK_SECONDS = 30
+SWEEP_BATCH = 500
+SWEEP_BATCHES = 20
+"""A sweep deletes at most 10,000 expired jobs (about a minute apart): past that rate, the keys'
+TTL frees Redis all the same."""
 
 _SUBMIT = """
 -- KEYS: idem, counts, job, input, queue, jobs
@@ -576,13 +580,19 @@ class RedisJobs(JobBackend):
         if not self.client.set(self._k("sweep"), "1", nx=True, ex=SWEEP_LOCK_SECONDS):
             return 0  # another replica sweeps now
         try:
-            old = self.client.zrangebyscore(self._k("expiry"), "-inf", at or now(), start=0, num=500)
-            for job_id in old:
-                self.delete(job_id.decode())
+            expired = 0
+            for _ in range(SWEEP_BATCHES):
+                old = self.client.zrangebyscore(self._k("expiry"), "-inf", at or now(), start=0,
+                                                num=SWEEP_BATCH)
+                for job_id in old:
+                    self.delete(job_id.decode())
+                expired += len(old)
+                if len(old) < SWEEP_BATCH:
+                    break
             self._forget_gone_consumers()
             if self.volume is not None:
                 self.volume.remove_older_than(self._key_ttl)
-            return len(old)
+            return expired
         finally:
             self.client.delete(self._k("sweep"))
 

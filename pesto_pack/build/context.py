@@ -89,8 +89,8 @@ def prepare(
 
 
 RUNTIME_EXTRAS = ("redis", "webhooks")
-"""What a stateful image adds to the runtime: redis-py and standardwebhooks (pure Python, about
-1.5 MB installed, no dependencies), so that the same image runs as one replica on a folder or
+"""What a stateful image adds to the runtime: redis-py and standardwebhooks (pure Python, a
+0.7 MB wheel and 7 MB installed with its bytecode; async-timeout on Python 3.11.2), so that the same image runs as one replica on a folder or
 as many on Redis, with or without webhooks: PESTO_JOBS_URL and PESTO_WEBHOOK_* are chosen at
 run time. A stateless image gets neither."""
 

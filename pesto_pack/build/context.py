@@ -90,9 +90,9 @@ def prepare(
 
 RUNTIME_EXTRAS = ("redis", "webhooks")
 """What a stateful image adds to the runtime: redis-py and standardwebhooks (pure Python, a
-0.7 MB wheel and 7 MB installed with its bytecode; async-timeout on Python 3.11.2), so that the same image runs as one replica on a folder or
-as many on Redis, with or without webhooks: PESTO_JOBS_URL and PESTO_WEBHOOK_* are chosen at
-run time. A stateless image gets neither."""
+0.7 MB wheel and 7 MB installed with its bytecode; async-timeout on Python 3.11.2), so that
+the same image runs as one replica on a folder or as many on Redis, with or without webhooks:
+PESTO_JOBS_URL and PESTO_WEBHOOK_* are chosen at run time. A stateless image gets neither."""
 
 
 def gather(project: Project, cache: Path, runtime_wheel: Path | None = None) -> Inputs:

@@ -118,13 +118,17 @@ def check_options(options: RunOptions) -> None:
 @contextmanager
 def started_service(api: ServiceApi, settings: Settings) -> Iterator[Service]:
     """The project's service with `on_start()` done; a stateful one keeps its jobs in a
-    temporary folder (answers are returned directly, as a job's results would be)."""
+    temporary folder, never a shared store (the answers are returned here, as a job's results
+    would be fetched), and its job threads are stopped at the end."""
     with tempfile.TemporaryDirectory(prefix="pesto-run-jobs-") as jobs:
         if api.asynchronous:
-            settings = replace(settings, jobs_dir=Path(jobs))
+            settings = replace(settings, jobs_dir=Path(jobs), jobs_url=None)
         service = Service(api, settings)
-        service.start()
-        yield service
+        try:
+            service.start()
+            yield service
+        finally:
+            service.close()
 
 
 def answer(service: Service, request: Any) -> dict:

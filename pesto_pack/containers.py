@@ -25,6 +25,8 @@ cannot remove its containers; the next start on the same host removes those whos
 gone (`reap_orphans`), as testcontainers' reaper does."""
 LOG_LINES = 30
 CREATE_PATIENCE = 3.0
+STOP_SECONDS = 10
+"""Seconds a one-off command (`pesto-pack run`'s batch) gets to end after SIGTERM."""
 """Seconds to look for a container whose creation was interrupted, before giving up."""
 
 
@@ -95,8 +97,20 @@ def run_to_end(
             for chunk in container.logs(stream=True, follow=True):
                 write(chunk)
             return int(container.wait().get("StatusCode", 1))
+        except KeyboardInterrupt:
+            _stop(container)
+            raise
         finally:
             _remove(container)
+
+
+def _stop(container) -> None:
+    """SIGTERM first, so that the command ends its way (a batch between two items, its last
+    answer whole), then SIGKILL after STOP_SECONDS; a second Ctrl-C skips the wait."""
+    try:
+        container.stop(timeout=STOP_SECONDS)
+    except Exception:  # gone already, or the engine refuses: the removal that follows forces it
+        pass
 
 
 @contextmanager

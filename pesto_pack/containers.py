@@ -12,7 +12,7 @@ import socket
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from pesto_pack.errors import PestoError
 
@@ -107,10 +107,9 @@ def run_to_end(
 def _stop(container) -> None:
     """SIGTERM first, so that the command ends its way (a batch between two items, its last
     answer whole), then SIGKILL after STOP_SECONDS; a second Ctrl-C skips the wait."""
-    try:
+    # Gone already, or the engine refuses: the removal that follows forces it.
+    with suppress(_import_docker().errors.DockerException):
         container.stop(timeout=STOP_SECONDS)
-    except Exception:  # gone already, or the engine refuses: the removal that follows forces it
-        pass
 
 
 @contextmanager

@@ -146,16 +146,21 @@ def batch_in_container(args: argparse.Namespace) -> int:
         raise PestoError(f"--input-dir {args.input_dir} is not a folder")
     args.output_dir.mkdir(parents=True, exist_ok=True)
     tty = sys.stderr.isatty()
+    inputs, outputs = str(args.input_dir.resolve()), str(args.output_dir.resolve())
+    if inputs == outputs:  # filling in the output/ of each test folder: one writable mount
+        input_mount, volumes = OUTPUT_MOUNT, {outputs: {"bind": OUTPUT_MOUNT, "mode": "rw"}}
+    else:
+        input_mount = INPUT_MOUNT
+        volumes = {
+            inputs: {"bind": INPUT_MOUNT, "mode": "ro"},
+            outputs: {"bind": OUTPUT_MOUNT, "mode": "rw"},
+        }
     command = [
-        "python", "-m", "pesto_serve", "run", "--input-dir", INPUT_MOUNT,
+        "python", "-m", "pesto_serve", "run", "--input-dir", input_mount,
         "--output-dir", OUTPUT_MOUNT, "--progress", args.progress,
         *(["--each", args.each] if args.each else []), *(["--force"] if args.force else []),
         *(part for option in args.inputs for part in ("-i", option)),
     ]
-    volumes = {
-        str(args.input_dir.resolve()): {"bind": INPUT_MOUNT, "mode": "ro"},
-        str(args.output_dir.resolve()): {"bind": OUTPUT_MOUNT, "mode": "rw"},
-    }
     return containers.run_to_end(
         args.target, command, _to_stderr, containers.RUN_LABEL,
         volumes=volumes,

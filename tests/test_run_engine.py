@@ -130,6 +130,22 @@ def test_a_batch_in_a_container_writes_as_the_caller_and_goes_past_a_broken_item
     assert run_containers(engine) == []
 
 
+def test_a_batch_with_the_same_input_and_output_folder_fills_in_each_test_folders_output(
+    project, image, engine, tmp_path
+):
+    resources = tmp_path / "resources"
+    shutil.copytree(project / "pesto" / "tests" / "resources", resources)
+    for number in (1, 2):
+        shutil.rmtree(resources / f"test_{number}" / "output")
+    done = command(PESTO_PACK, "run", image, "--input-dir", resources, "--output-dir", resources)
+
+    assert done.returncode == 0, done.stderr
+    for number in (1, 2):
+        answer = read_folder(resources / f"test_{number}" / "output", default_registry())
+        assert differences(project, expected_output(project, number), answer) == {}
+    assert run_containers(engine) == []
+
+
 @pytest.mark.parametrize("how", ["batch, Ctrl-C", "one request, SIGTERM"])
 def test_the_container_is_removed_when_the_run_is_interrupted(project, image, engine, tmp_path, how):
     if how.startswith("batch"):

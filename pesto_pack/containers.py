@@ -86,12 +86,15 @@ def run_to_end(
     command: list[str],
     write: Callable[[bytes], None],
     label: str,
+    gpus: str | None = None,
     **options,
 ) -> int:
     """Run `command` in a container of `image` to its end, its output handed to `write` as it
     comes; its exit status. The container is removed whatever happens (Ctrl-C included).
-    `options` go to the SDK's `containers.run` (volumes, user, environment, tty)."""
+    `gpus` as `start`'s; `options` go to the SDK's `containers.run` (volumes, user,
+    environment, tty)."""
     docker = _import_docker()
+    options["device_requests"] = _device_requests(docker, gpus)
     with _engine_errors(docker, image), _created(docker, _connect(), image, label, command=command, **options) as container:
         try:
             for chunk in container.logs(stream=True, follow=True):

@@ -44,6 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PROFILE", help="profiles to apply to a project folder (an image has its own)",
     )
     parser.add_argument(
+        "-e", "--env", dest="environment", action="append", default=[], metavar="NAME=VALUE",
+        help="an environment variable for the run, in the image's container or in this process "
+        "(PESTO_URI_ALLOWLIST=..., PESTO_LOG_FORMAT=json, the model's own settings)",
+    )
+    parser.add_argument(
+        "--gpus", metavar="all|N|IDS",
+        help="GPUs for the image's container, as `docker run --gpus` (all, a count, or 0,1)",
+    )
+    parser.add_argument(
         "--start-timeout", type=float, default=START_TIMEOUT, metavar="SECONDS",
         help=f"how long an image may take to be ready (default {START_TIMEOUT:g})",
     )
@@ -59,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise PestoError("--output-dir needs --input-dir (the folder of inputs to run)")
     if args.output_dir is not None and args.output is not None:
         raise PestoError("-o is for one request, --output-dir for a folder of them: give one")
+    args.environment = environment_of(args.environment)
     if Path(args.target).is_dir():
         return on_host(args)
     if args.profiles:
@@ -70,10 +80,22 @@ def run(args: argparse.Namespace) -> int:
     return one_request_in_container(args)
 
 
+def environment_of(options: list[str]) -> dict[str, str]:
+    """`-e NAME=VALUE` options as a dict; a malformed one is refused."""
+    environment = {}
+    for option in options:
+        name, separator, value = option.partition("=")
+        if not separator or not name:
+            raise PestoError(f"-e {option!r}: write NAME=VALUE")
+        environment[name] = value
+    return environment
+
+
 def on_host(args: argparse.Namespace) -> int:
     """As `pesto-serve run PROJECT_DIR`: the same runner, in this process."""
     from pesto_serve.run import RunOptions, main_on_host_with
 
+    os.environ.update(args.environment)  # read as the runtime's settings, as in a container
     output = "-" if args.output is None else f"{args.output}{os.sep}"
     options = RunOptions(
         output=output, inputs=args.inputs, input_dir=args.input_dir, output_dir=args.output_dir,
@@ -98,7 +120,10 @@ def one_request_in_container(args: argparse.Namespace) -> int:
     if args.input_dir is not None:
         folder = args.input_dir / "input" if (args.input_dir / "input").is_dir() else args.input_dir
         request = read_folder(folder, registry)
-    service = containers.start(args.target, args.start_timeout, label=containers.RUN_LABEL)
+    service = containers.start(
+        args.target, args.start_timeout, gpus=args.gpus, environment=args.environment,
+        label=containers.RUN_LABEL,
+    )
     try:
         client = PestoClient(service.url, timeout=args.timeout, registry=registry)
         describe = client.describe()
@@ -166,7 +191,8 @@ def batch_in_container(args: argparse.Namespace) -> int:
         volumes=volumes,
         # The answers belong to whoever ran the command, not to the image's user (uid 10001).
         user=f"{os.getuid()}:{os.getgid()}",
-        environment={"HOME": "/tmp"},  # that user has no home in the image
+        environment={"HOME": "/tmp", **args.environment},  # that user has no home in the image
+        gpus=args.gpus,
         tty=tty,
     )
 

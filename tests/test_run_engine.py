@@ -106,6 +106,23 @@ def test_bad_input_is_the_services_error_naming_the_field_and_exit_2(project, im
     assert run_containers(engine) == []
 
 
+def test_e_sets_the_containers_environment(project, image, engine):
+    inputs = folder_of(project, 2) / "input"
+    refused = command(PESTO_PACK, "run", image, "--input-dir", inputs, "-e", "PESTO_MAX_IMAGE_PIXELS=10")
+    batch = command(
+        PESTO_PACK, "run", image, "--input-dir", folder_of(project, 2).parent,
+        "--output-dir", project.parent / "json-log", "-e", "PESTO_LOG_FORMAT=json",
+    )
+
+    assert refused.returncode == 2 and "field 'image'" in refused.stderr and "10" in refused.stderr
+    assert batch.returncode == 0, batch.stderr
+    lines = [json.loads(line) for line in batch.stderr.splitlines() if line.startswith("{")]
+    summary = [line for line in lines if line["message"].startswith("ran ")]
+    assert summary and summary[0]["logger"] == "pesto_serve.batch"
+    assert "0 failed" in summary[0]["message"]
+    assert run_containers(engine) == []
+
+
 def test_a_batch_in_a_container_writes_as_the_caller_and_goes_past_a_broken_item(project, image, engine, tmp_path):
     inputs = items(project, tmp_path / "in", 6, broken=3)
     before = sorted(str(p.relative_to(inputs)) for p in inputs.rglob("*"))

@@ -323,3 +323,15 @@ def test_sigterm_stops_a_batch_between_items_and_the_next_run_does_the_rest(tmp_
     assert again.returncode == 0, again.stderr
     assert f"{20 - len(done)} to run, {len(done)} already answered" in again.stderr
     assert len(list(out.iterdir())) == 20
+
+
+def test_an_image_url_is_opened_only_when_e_allows_it(project, web):
+    web.files["/cat.png"] = (folder_of(project, 2) / "input" / "image.png").read_bytes()
+    url = f"{web.url}/cat.png"
+
+    allowed = command(PESTO_PACK, "run", project, "-i", f"image={url}", "-e", f"PESTO_URI_ALLOWLIST={web.url}/")
+    refused = command(PESTO_PACK, "run", project, "-i", f"image={url}", env={**os.environ, "PESTO_URI_ALLOWLIST": ""})
+
+    assert differences(project, expected_output(project, 2), answer_of(allowed)) == {}
+    assert refused.returncode == 2
+    assert "field 'image': refusing to open" in refused.stderr

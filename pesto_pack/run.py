@@ -118,8 +118,13 @@ def one_request_in_container(args: argparse.Namespace) -> int:
     registry = default_registry()
     request = {}
     if args.input_dir is not None:
+        if not args.input_dir.is_dir():
+            return _refused(f"--input-dir {args.input_dir} is not a folder")
         folder = args.input_dir / "input" if (args.input_dir / "input").is_dir() else args.input_dir
-        request = read_folder(folder, registry)
+        try:
+            request = read_folder(folder, registry)
+        except PayloadError as error:
+            return _refused(f"bad input: {error}")
     service = containers.start(
         args.target, args.start_timeout, gpus=args.gpus, environment=args.environment,
         label=containers.RUN_LABEL,

@@ -133,7 +133,8 @@ def one_request_in_container(args: argparse.Namespace) -> int:
         client = PestoClient(service.url, timeout=args.timeout, registry=registry)
         describe = client.describe()
         try:
-            request.update(parse_inputs(args.inputs, describe["input"]["properties"], registry))
+            properties = describe.get("input", {}).get("properties", {})
+            request.update(parse_inputs(args.inputs, properties, registry))
         except PayloadError as error:
             return _refused(f"bad input: {error}")
         try:
@@ -144,7 +145,7 @@ def one_request_in_container(args: argparse.Namespace) -> int:
             if error.status is not None and 400 <= error.status < 500:
                 return _refused(f"bad input: {error}")
             raise
-        write_answer(answer, args.output, describe["output"]["properties"], registry)
+        write_answer(answer, args.output, describe.get("output", {}).get("properties", {}), registry)
         return 0
     finally:
         service.remove()

@@ -188,7 +188,7 @@ def _parse_json(body: bytes) -> Any:
     and looks into strings only when the bytes hold a surrogate escape.
     """
     try:
-        # json.loads(body, parse_constant=...) would build a decoder on every call (5 µs).
+        # json.loads(body, parse_constant=...) would build a decoder on every call (1 µs of 2.5).
         value = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except RecursionError:
         raise ServiceError(

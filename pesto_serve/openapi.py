@@ -100,8 +100,8 @@ _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "description": "a key of the caller's (e.g. a UUID): a POST with a key used within the "
     "retention answers that job (200) instead of starting another; the same key with another "
-    "body is a 422",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "body is a 409",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
 }
 _WEBHOOK_URL = {
     "name": "X-Webhook-URL", "in": "header", "required": False,
@@ -186,7 +186,7 @@ def _common_paths(asynchronous: bool, webhook_prefixes: tuple[str, ...] = ()) ->
                             "Location), or name an X-Webhook-URL", "Job"),
                     "links": _JOB_LINKS},
             "200": _json("the job an earlier POST with the same Idempotency-Key started", "Job"),
-            **_error_responses("422"),
+            **_error_responses("409"),
         }
         if asynchronous
         else {"200": _json("the outputs", "Output")}

@@ -307,7 +307,7 @@ def test_an_idempotency_key_answers_the_same_job(jobs, tmp_path):
     assert app.post_json("/api/v1/process", {"tag": "once"}, headers=headers, status=200).json[
         "jobId"] == first["jobId"]
     assert calls(tmp_path) == ["once"]
-    error = error_of(app.post_json("/api/v1/process", {"tag": "other"}, headers=headers, status=422))
+    error = error_of(app.post_json("/api/v1/process", {"tag": "other"}, headers=headers, status=409))
     assert error["field"] == "Idempotency-Key" and "another body" in error["message"]
     error = error_of(app.post_json("/api/v1/process", {"tag": "x"},
                                    headers={"Idempotency-Key": "k" * 256}, status=400))
@@ -497,7 +497,7 @@ def test_the_openapi_document_describes_cancel_progress_webhooks_and_pages(jobs,
     document = app.get("/api/v1/openapi.json").json
     post = document["paths"]["/api/v1/process"]["post"]
     assert {p["name"] for p in post["parameters"]} == {"Idempotency-Key", "X-Correlation-ID"}
-    assert {"200", "202", "422"} <= set(post["responses"])
+    assert {"200", "202", "409"} <= set(post["responses"])
     listing = document["paths"]["/api/v1/jobs"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {"limit", "cursor", "X-Correlation-ID"}
     delete = document["paths"]["/api/v1/jobs/{job_id}"]["delete"]

@@ -5,6 +5,7 @@ or `rediss://`: `redis.RedisJobs`, any number of replicas on one Redis. The Redi
 the `redis` package) is imported only when the URL names it.
 """
 
+from pesto_pack.errors import PestoError
 from pesto_serve.jobs.model import (  # noqa: F401 - the package's public names
     CANCELLED,
     DONE,
@@ -32,8 +33,6 @@ def open_backend(url: str, *, retention: float, visibility_timeout: float, max_a
         try:
             from pesto_serve.jobs.redis import RedisJobs
         except ModuleNotFoundError as error:
-            from pesto_pack.errors import PestoError
-
             raise PestoError(
                 f"PESTO_JOBS_URL names Redis but {error.name!r} is not installed: install "
                 "pesto-toolkit[redis] (a stateful image has it)"
@@ -45,8 +44,6 @@ def open_backend(url: str, *, retention: float, visibility_timeout: float, max_a
         return RedisJobs(url, retention=retention, visibility_timeout=visibility_timeout,
                          max_attempts=max_attempts, volume=volume)
     if not url.startswith("file:") or folder is None:
-        from pesto_pack.errors import PestoError
-
         raise PestoError(
             f"the job store {url!r} is not valid: use file:///a/folder (one replica) or "
             "redis://[:password@]host:6379/0 (rediss:// for TLS)"

@@ -53,7 +53,7 @@ def check_same_body(job: "Job", submission: "Submission") -> None:
     """An Idempotency-Key names one request: the same key with another body is refused."""
     if job.body_digest and job.body_digest != submission.body_digest:
         raise ServiceError(
-            422,
+            409,
             f"Idempotency-Key {submission.idempotency_key!r} was used for job {job.id} with "
             "another body; use a new key for new inputs",
             "Idempotency-Key",

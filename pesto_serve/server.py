@@ -70,11 +70,11 @@ def serve(api: ServiceApi, settings: Settings) -> int:
         ident="pesto",
     )
     status = _Runner(service, server, settings.grace_period, settings.drain_delay).run()
+    service.release_jobs()  # stateful: running jobs get the grace period, then go back
     if service.slots.running:
         # A process() call still running cannot be stopped, and would keep the interpreter
         # from exiting (executor threads are joined at exit): leave without waiting for it.
         log.warning("exiting with %d process() call(s) still running", service.slots.running)
-        service.release_jobs()
         logging.shutdown()
         os._exit(status)
     return status

@@ -121,12 +121,22 @@ class Service:
             self._workers.stop()
 
     def release_jobs(self) -> int:
-        """The process exits with jobs still running (past the grace period): hand them back
-        to the queue now, so another replica runs them at once; how many."""
-        running = list(self._workers.running.values()) if self._workers is not None else []
+        """The process is about to exit with jobs running: give them PESTO_GRACE_PERIOD to
+        finish, then hand the others back to the queue, so that another replica runs them at
+        once rather than after the visibility timeout; how many were handed back."""
+        if self._workers is None:
+            return 0
+        deadline = time.monotonic() + self.settings.grace_period
+        if self._workers.running:
+            log.info("waiting up to %g s for %d running job(s) to finish",
+                     self.settings.grace_period, len(self._workers.running))
+        while self._workers.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        running = list(self._workers.running.values())
         if running:
             try:
                 self.jobs.release(running)
+                log.warning("%d job(s) still running handed back to the queue", len(running))
             except StoreUnavailable as error:
                 log.warning("%d running job(s) not handed back (%s): they run again after "
                             "PESTO_JOBS_VISIBILITY_TIMEOUT", len(running), error.message)

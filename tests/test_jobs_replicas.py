@@ -52,6 +52,7 @@ def cluster(redis_server, receiver, tmp_path_factory):
     environment = {
         "PESTO_JOBS_URL": redis_server.url,
         "PESTO_JOBS_VISIBILITY_TIMEOUT": "5",
+        "PESTO_GRACE_PERIOD": "1",
         "PESTO_QUEUE_SIZE": "400",
         "PESTO_WEBHOOK_ALLOWLIST": receiver.url,
         "PESTO_WEBHOOK_SECRET": SECRET,
@@ -139,7 +140,7 @@ def test_300_jobs_across_3_replicas_one_killed_mid_run_end_done_once_each(cluste
     assert back.get(f"/api/v1/jobs/{ids[0]}/status").json()["status"] == "DONE"
 
 
-def test_a_replica_stopped_mid_job_hands_it_back_at_once(cluster):
+def test_a_replica_stopped_mid_job_hands_it_back_after_its_grace_period(cluster):
     first = cluster.alive()[0]
     job_id = cluster.submit(first, {"tag": "handback", "seconds": 30, "steps": 300}).json()["jobId"]
     wait_for(lambda: (cluster.status(job_id)["progress"] or 0) > 0, "the job reports progress")
@@ -155,11 +156,25 @@ def test_a_replica_stopped_mid_job_hands_it_back_at_once(cluster):
     wait_for(lambda: len(runs()) == 2, "the job started again on another replica", timeout=10)
     handed_back = time.monotonic() - exited
     assert handed_back < 3.0, f"{handed_back:.1f} s: not handed back, waited for the 5 s timeout"
-    assert "exiting with 1 process() call(s) still running" in runner.log_text()
+    assert "1 job(s) still running handed back to the queue" in runner.log_text()
     other = cluster.alive()[0]
     requests.delete(f"{other.url}/api/v1/jobs/{job_id}", timeout=10)
     assert wait_for(lambda: (s := cluster.status(job_id))["status"] == "CANCELLED" and s,
                     "cancelled")["attempts"] == 2
+    cluster.restart(index)
+
+
+def test_a_replica_stopped_mid_job_lets_a_short_one_finish_first(cluster):
+    first = cluster.alive()[0]
+    job_id = cluster.submit(first, {"tag": "finishing", "seconds": 0.5}).json()["jobId"]
+    runner_pid = wait_for(lambda: next((line.split(":")[1] for line in cluster.calls_file.read_text().split()
+                                        if line.startswith("finishing:")), None), "the job started")
+    index = next(i for i, r in enumerate(cluster.replicas) if str(r.process.pid) == runner_pid)
+    cluster.replicas[index].process.terminate()
+    assert cluster.replicas[index].process.wait(20) == 0
+    status = cluster.status(job_id)
+    assert (status["status"], status["attempts"]) == ("DONE", 1)
+    assert cluster.calls()["finishing"] == 1
     cluster.restart(index)
 
 

@@ -178,11 +178,15 @@ class FrontServer(TcpWSGIServer):
         super().add_task(channel)
 
     def readable(self):
-        if self._refusals:
-            self._answer_refusals()
+        self.answer_refusals()
         return super().readable()
 
-    def _answer_refusals(self) -> None:
+    def answer_refusals(self) -> None:
+        """Answer the refusals decided since the last turn of the loop (in the I/O thread).
+        Called before each poll while the server listens, and by the runner's loop while it
+        drains (the listening socket, and so this `readable()`, is gone by then)."""
+        if not self._refusals:
+            return
         with self._refusals_lock:
             channels, self._refusals = self._refusals, []
         for channel in channels:

@@ -146,6 +146,7 @@ class _Runner:
         self.server.asyncore.loop(
             timeout=LOOP_SECONDS, map=self.server._map, use_poll=True, count=1
         )
+        self.server.answer_refusals()
 
     def _leave(self) -> None:
         """For the drain delay, ready answers 503 while requests are still accepted and

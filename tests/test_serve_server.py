@@ -6,6 +6,7 @@ Each test starts waitress on a free loopback port and polls /ready; none sleeps 
 import io
 import json
 import signal
+import socket
 import sys
 import threading
 import time
@@ -202,3 +203,25 @@ def test_a_request_past_the_queue_is_refused_before_its_body_is_parsed(tmp_path)
         metrics = server.get("/metrics").text
     assert 'pesto_http_requests_total{method="POST",route="/api/v1/process",status="503"} 1.0' in metrics
     assert "POST /api/v1/process 503" in server.log_text()
+
+
+def test_waitress_own_refusals_are_in_the_json_error_shape(tmp_path):
+    """Refused by waitress before the app sees them (issue 13): headers too large (431), an
+    unknown Transfer-Encoding (501), a Content-Length that is not a number (400)."""
+    cases = [
+        (b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 300_000 + b"\r\n\r\n", 431, "headers are too large"),
+        (b"POST /api/v1/process HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "Transfer-Encoding"),
+        (b"POST /api/v1/process HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n", 400, "not a number"),
+    ]
+    with running(pesto_serve("echo"), tmp_path) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        for raw, status, words in cases:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(raw)
+                answer = sock.makefile("rb").read()
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.split()[1] == str(status).encode(), head
+            assert b"Content-Type: application/json" in head
+            error = json.loads(body)["error"]
+            assert error["status"] == status and words in error["message"], error
+        assert server.get("/api/v1/health").status_code == 200

@@ -21,8 +21,8 @@ from pesto_serve.describe import describe_without_links, version_document
 from pesto_serve.errors import AnswerError, ServiceError
 from pesto_serve.jobs import (
     DONE,
+    ERROR,
     FINISHED,
-    PENDING,
     Claimed,
     Job,
     JobBackend,
@@ -304,8 +304,13 @@ class Service:
             self.jobs.delete(job.id)
             self._decoded.pop(job.id, None)
             return job, True
-        cancelled = self.jobs.cancel(job.id) or job
-        if cancelled.status == PENDING or cancelled.status in FINISHED:
+        cancelled = self.jobs.cancel(job.id)
+        if cancelled is None or cancelled.status in (DONE, ERROR):
+            # It ended (or was deleted) between the read and the cancel: as for a finished job.
+            self.jobs.delete(job.id)
+            self._decoded.pop(job.id, None)
+            return cancelled or job, True
+        if cancelled.status in FINISHED:
             self._decoded.pop(job.id, None)
         if self._workers is not None and job.id in self._workers.running:
             self._cancelled.add(job.id)

@@ -2,6 +2,7 @@
 polled, cancelled, paginated, their results fetched; the folder's jobs kept across restarts."""
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -645,3 +646,13 @@ def test_an_unwritable_results_volume_stops_the_service_at_start(redis_url, tmp_
         "jobs", jobs_url=redis_url, jobs_results_dir=tmp_path / "a-file" / "results"
     ):
         pass
+
+
+def test_a_job_that_ends_while_a_delete_cancels_it_is_deleted(jobs, monkeypatch):
+    app, service = jobs
+    job_id = app.post_json("/api/v1/process", {"tag": "racing"}).json["jobId"]
+    wait_for(app, job_id)
+    as_read = dataclasses.replace(service.jobs.get(job_id), status=RUNNING)
+    monkeypatch.setattr(service, "job", lambda _: as_read)  # the DELETE read it just before it ended
+    assert service.delete_job(job_id)[1] is True
+    assert service.jobs.get(job_id) is None

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
 
-import jsonschema
-
 from pesto_pack.errors import ProjectError
 from pesto_pack.plugins import Registry, default_registry
 from pesto_pack.profiles import BuildSettings, Resource
@@ -99,9 +97,17 @@ class Project:
 
 
 def load(
-    root: Path | str, profiles: Sequence[str] = (), registry: Registry | None = None
+    root: Path | str,
+    profiles: Sequence[str] = (),
+    registry: Registry | None = None,
+    defer_config_check: bool = False,
 ) -> Project:
-    """Read and validate the project at `root` with `profiles` applied in order."""
+    """Read and validate the project at `root` with `profiles` applied in order.
+
+    `defer_config_check`: config.json is not checked against config_schema.json here; the
+    caller runs `check_config(project.api, "pesto/api")` itself (a service does it in its start
+    thread, after its port opens: the check imports jsonschema, a third of a start).
+    """
     root = Path(root).resolve()
     registry = registry or default_registry()
     api_dir, build_dir = root / "pesto" / "api", root / "pesto" / "build"
@@ -111,7 +117,9 @@ def load(
             "(create one with `pesto-pack init`)"
         )
     _check_profiles(root, profiles, registry)
-    api = _validated(_load_api_files(api_dir, root, profiles), "pesto/api", registry)
+    api = _validated(
+        _load_api_files(api_dir, root, profiles), "pesto/api", registry, defer_config_check
+    )
     build_file = _load_with_profiles(build_dir, "build", root, profiles)
     _require_keys(build_file, BUILD_KEYS, build_dir / "build.json", root)
     requirements = _load_with_profiles(build_dir, "requirements", root, profiles)
@@ -137,11 +145,16 @@ def load(
     )
 
 
-def load_api(folder: Path | str, registry: Registry | None = None) -> ServiceApi:
-    """Read the merged api files that an image carries (`/etc/pesto`), profiles already applied."""
+def load_api(
+    folder: Path | str, registry: Registry | None = None, defer_config_check: bool = False
+) -> ServiceApi:
+    """Read the merged api files that an image carries (`/etc/pesto`), profiles already applied.
+
+    `defer_config_check`: as for `load()`; the caller runs `check_config(api, str(folder))`.
+    """
     folder = Path(folder)
     api = _load_api_files(folder, folder, ())
-    return _validated(api, str(folder), registry or default_registry())
+    return _validated(api, str(folder), registry or default_registry(), defer_config_check)
 
 
 def available_profiles(root: Path, registry: Registry | None = None) -> list[str]:
@@ -197,11 +210,13 @@ def _load_api_files(api_dir: Path, root: Path, profiles: Sequence[str]) -> Servi
     return ServiceApi(**values)
 
 
-def _validated(api: ServiceApi, api_dir: str, registry: Registry) -> ServiceApi:
-    """`api` once checked: config against its schema, every `$ref` known. Errors name
-    `api_dir` as the user knows it (`pesto/api` in a project)."""
-    if api.config_schema:
-        _check_config(api, api_dir)
+def _validated(
+    api: ServiceApi, api_dir: str, registry: Registry, defer_config_check: bool = False
+) -> ServiceApi:
+    """`api` once checked: config against its schema (unless deferred), every `$ref` known.
+    Errors name `api_dir` as the user knows it (`pesto/api` in a project)."""
+    if not defer_config_check:
+        check_config(api, api_dir)
     known = set(api.definitions(registry))
     for name in ("input_schema", "output_schema"):
         where = f"{api_dir}/{name}.json"
@@ -211,7 +226,13 @@ def _validated(api: ServiceApi, api_dir: str, registry: Registry) -> ServiceApi:
     return api
 
 
-def _check_config(api: ServiceApi, api_dir: str) -> None:
+def check_config(api: ServiceApi, api_dir: str) -> None:
+    """config.json against config_schema.json, when there is a schema; a `ProjectError` naming
+    `api_dir` (`pesto/api` in a project, the folder an image reads) if it does not match."""
+    if not api.config_schema:
+        return
+    import jsonschema  # here, not at the top: a service's start imports it after its port opens
+
     try:
         validator_class = jsonschema.validators.validator_for(api.config_schema)
         validator_class.check_schema(api.config_schema)

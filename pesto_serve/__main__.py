@@ -30,11 +30,12 @@ def main() -> int:
         return EXIT_START_FAILED
     logs.configure(settings.log_format)
     try:
-        api = load_api(settings.config_dir)
+        # config.json is checked against its schema in the start thread, after the port opens.
+        api = load_api(settings.config_dir, defer_config_check=True)
     except PestoError as error:
         log.error("the service cannot start: %s", error)
         return EXIT_START_FAILED
-    return serve(api, settings)
+    return serve(api, settings, check_at_start=str(settings.config_dir))
 
 
 if __name__ == "__main__":

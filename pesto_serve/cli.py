@@ -98,10 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         arguments = sys.argv[1:] if argv is None else argv
         return supervise(args.project_dir, settings.host, settings.port, arguments)
     try:
-        with project_on_host(args.project_dir, args.profiles, settings) as (project, settings):
+        # config.json is checked against its schema in the start thread, after the port opens.
+        with project_on_host(args.project_dir, args.profiles, settings, check_config=False) as (
+            project, settings,
+        ):
             mode = "stateful" if project.api.asynchronous else "stateless"
             log.info("serving %s (%s) from %s", project.tag, mode, project.root)
-            return serve(project.api, settings)
+            return serve(project.api, settings, check_at_start="pesto/api")
     except PestoError as error:
         return _cannot_start(error)
 

@@ -18,10 +18,13 @@ from pesto_serve.settings import Settings
 
 @contextmanager
 def project_on_host(
-    project_dir: Path | str, profiles: Sequence[str], settings: Settings
+    project_dir: Path | str, profiles: Sequence[str], settings: Settings, check_config: bool = True
 ) -> Iterator[tuple[Project, Settings]]:
-    """The project with its profiles, and settings pointing at it and at its merged api files."""
-    project = load(project_dir, profiles)
+    """The project with its profiles, and settings pointing at it and at its merged api files.
+
+    `check_config=False`: config.json is not checked against its schema here (a served
+    service checks it in its start thread: `Service(check_at_start="pesto/api")`)."""
+    project = load(project_dir, profiles, defer_config_check=not check_config)
     previous = os.environ.get("PESTO_CONFIG_DIR")
     with tempfile.TemporaryDirectory(prefix="pesto-config-") as config_dir:
         project.api.write(Path(config_dir))

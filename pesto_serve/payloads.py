@@ -3,7 +3,8 @@
 A request: validated against the input schema (with the definitions), then each field decoded
 by its payload type. An answer: each field encoded by its payload type, then validated against
 the output schema; an answer that breaks it is the service's error (500), not the caller's.
-Validators and the property-to-type table are built once, when the service starts.
+Validators and the property-to-type table are built once, when the service starts (a served
+service builds the validators in its start thread: `with_validators`, before it is ready).
 """
 
 import dataclasses
@@ -12,9 +13,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from pesto_pack.errors import PayloadError, ProjectError
 from pesto_pack.plugins import Registry
@@ -24,6 +23,9 @@ from pesto_pack.types.base import (
 )
 from pesto_serve.errors import AnswerError, ServiceError
 from pesto_serve.schemas import BodyValidator, IoSchema
+
+if TYPE_CHECKING:
+    import jsonschema
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +44,39 @@ class Payloads:
     output_types: dict[str, PayloadType]
     output_item_types: dict[str, PayloadType]
     """List outputs whose items are documents of their own (`Images`: one PNG per item)."""
-    input_validator: BodyValidator
-    output_validator: BodyValidator
+    input_validator: BodyValidator | None
+    output_validator: BodyValidator | None
+    """None until `with_validators` (a service is not ready before: no request is decoded)."""
     decode_settings: DecodeSettings
 
     @classmethod
-    def build(cls, api: ServiceApi, registry: Registry, decode_settings: DecodeSettings) -> "Payloads":
-        definitions = api.definitions(registry)
+    def build(
+        cls, api: ServiceApi, registry: Registry, decode_settings: DecodeSettings,
+        validators: bool = True,
+    ) -> "Payloads":
+        """`validators=False`: without the validators (they import jsonschema); a service
+        adds them with `with_validators` in its start thread, after its port has opened."""
         input_schema = IoSchema.from_file(api.input_schema)
         output_schema = IoSchema.from_file(api.output_schema)
-        return cls(
+        payloads = cls(
             input=input_schema,
             output=output_schema,
             input_types=_types(input_schema, registry),
             output_types=_types(output_schema, registry),
             output_item_types=_item_types(output_schema, registry),
-            input_validator=_validator(input_schema, definitions, "input_schema.json"),
-            output_validator=_validator(output_schema, definitions, "output_schema.json"),
+            input_validator=None,
+            output_validator=None,
             decode_settings=decode_settings,
+        )
+        return payloads.with_validators(api.definitions(registry)) if validators else payloads
+
+    def with_validators(self, definitions: dict[str, dict]) -> "Payloads":
+        """These payloads with both validators built; a `ProjectError` naming the schema file
+        that is not a valid JSON schema."""
+        return dataclasses.replace(
+            self,
+            input_validator=_validator(self.input, definitions, "input_schema.json"),
+            output_validator=_validator(self.output, definitions, "output_schema.json"),
         )
 
     def decode(self, body: Any) -> dict[str, Any]:
@@ -274,6 +291,8 @@ def _types(schema: IoSchema, registry: Registry) -> dict[str, PayloadType]:
 
 
 def _validator(schema: IoSchema, definitions: dict, file_name: str) -> BodyValidator:
+    import jsonschema  # with the validators: after a service's port has opened
+
     try:
         return schema.validator(definitions)
     except jsonschema.SchemaError as error:
@@ -315,7 +334,7 @@ def _answer_fields(answer: Any) -> dict[str, Any]:
     )
 
 
-def _explain(error: jsonschema.ValidationError) -> tuple[str | None, str]:
+def _explain(error: "jsonschema.ValidationError") -> tuple[str | None, str]:
     """The field at fault (`image`, `areas[1].coordinates`) and what is wrong, briefly."""
     path = list(error.absolute_path)
     if error.validator == "required" and isinstance(error.instance, dict):

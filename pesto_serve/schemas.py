@@ -6,29 +6,44 @@ beside them (not a standard object schema); a file already in the standard form
 on the `IoSchema` made here once, at start.
 """
 
+import functools
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
 
 DRAFT = "http://json-schema.org/draft-06/schema#"
 # Keys that describe the schema itself rather than name a property (the original's set).
 _SCHEMA_KEYS = {"required", "definition", "definitions", "$schema", "title", "type", "content", "description"}
 
-# Answers may hold numpy integers and tuples (shapely's `mapping()`, array shapes), which are
-# valid JSON once serialised: the output check accepts them rather than fail a correct answer.
-# Request bodies come from `json.loads`, so this changes nothing for them.
-_TYPE_CHECKER = jsonschema.Draft7Validator.TYPE_CHECKER.redefine_many(
-    {
-        "integer": lambda _, value: (
-            isinstance(value, numbers.Integral) and not isinstance(value, bool)
-        ) or (isinstance(value, float) and value.is_integer()),
-        "array": lambda _, value: isinstance(value, (list, tuple)),
-    }
-)
-_VALIDATOR = jsonschema.validators.extend(jsonschema.Draft7Validator, type_checker=_TYPE_CHECKER)
+
+@functools.cache
+def _validator_class() -> type:
+    """Draft 7 with our type checker (`.TYPE_CHECKER`), made on first use.
+
+    jsonschema is imported here rather than at the top: it is a third of a service's imports,
+    and a service builds its validators in its start thread, after its port has opened.
+
+    Answers may hold numpy integers and tuples (shapely's `mapping()`, array shapes), which are
+    valid JSON once serialised: the output check accepts them rather than fail a correct
+    answer. Request bodies come from `json.loads`, so this changes nothing for them.
+    """
+    import jsonschema
+
+    type_checker = jsonschema.Draft7Validator.TYPE_CHECKER.redefine_many(
+        {
+            "integer": lambda _, value: (
+                isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            ) or (isinstance(value, float) and value.is_integer()),
+            "array": lambda _, value: isinstance(value, (list, tuple)),
+        }
+    )
+    return jsonschema.validators.extend(jsonschema.Draft7Validator, type_checker=type_checker)
+
+
 # The Python types that certainly are of a JSON type (what `json.loads` makes); any other value
 # is asked of the type checker (numpy numbers, subclasses).
 _EXACT_TYPES = {
@@ -86,19 +101,23 @@ class BodyValidator:
     """
 
     def __init__(self, schema: IoSchema, definitions: dict[str, dict]):
+        import jsonschema
+
         full_schema = schema.object_schema(definitions)
         jsonschema.Draft7Validator.check_schema(full_schema)
-        self._full = _VALIDATOR(full_schema)
+        self._full = _validator_class()(full_schema)
         self._required = schema.required
         self._checks = {
             name: _property_check(prop, definitions) for name, prop in schema.properties.items()
         }
 
-    def first_error(self, body: dict) -> jsonschema.ValidationError | None:
+    def first_error(self, body: dict) -> "jsonschema.ValidationError | None":
         """The error that best explains why `body` breaks the schema; None when it does not."""
         if self._passes(body):
             return None
-        return jsonschema.exceptions.best_match(self._full.iter_errors(body))
+        from jsonschema.exceptions import best_match  # imported when the validator was made
+
+        return best_match(self._full.iter_errors(body))
 
     def _passes(self, body: dict) -> bool:
         for name in self._required:
@@ -125,5 +144,6 @@ def _property_check(prop: dict, definitions: dict[str, dict]) -> Callable[[Any],
             return lambda value: True
         if isinstance(json_type, str):
             exact = _EXACT_TYPES.get(json_type, ())
-            return lambda value: type(value) in exact or _TYPE_CHECKER.is_type(value, json_type)
-    return _VALIDATOR({"allOf": [prop], "definitions": definitions}).is_valid
+            checker = _validator_class().TYPE_CHECKER
+            return lambda value: type(value) in exact or checker.is_type(value, json_type)
+    return _validator_class()({"allOf": [prop], "definitions": definitions}).is_valid

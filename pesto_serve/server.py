@@ -42,11 +42,15 @@ FILES_BESIDES_CONNECTIONS = 64
 logs, spooled bodies, the project's own."""
 
 
-def serve(api: ServiceApi, settings: Settings) -> int:
-    """Run the service until SIGTERM; the process exit status (logging is the caller's)."""
+def serve(api: ServiceApi, settings: Settings, check_at_start: str | None = None) -> int:
+    """Run the service until SIGTERM; the process exit status (logging is the caller's).
+
+    `check_at_start`: the api folder's name, when the config check was left to the start
+    thread (see `Service`): the port then opens before jsonschema is imported, and a failing
+    check exits as a failing on_start() does."""
     limit_malloc_arenas()  # before waitress makes its threads
     try:
-        service = Service(api, settings)
+        service = Service(api, settings, check_at_start=check_at_start)
     except PestoError as error:
         log.error("%s", error)
         return EXIT_START_FAILED

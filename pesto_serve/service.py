@@ -16,7 +16,7 @@ from typing import Any
 
 from pesto_pack.errors import PestoError
 from pesto_pack.plugins import Registry, default_registry
-from pesto_pack.project import ServiceApi
+from pesto_pack.project import ServiceApi, check_config
 from pesto_serve.describe import describe_without_links, version_document
 from pesto_serve.errors import AnswerError, ServiceError
 from pesto_serve.jobs import (
@@ -47,12 +47,23 @@ log = logging.getLogger(__name__)
 class Service:
     """What a running service knows and does, whatever serves it over HTTP."""
 
-    def __init__(self, api: ServiceApi, settings: Settings, registry: Registry | None = None):
+    def __init__(
+        self, api: ServiceApi, settings: Settings, registry: Registry | None = None,
+        check_at_start: str | None = None,
+    ):
+        """`check_at_start`: the api folder as the user knows it (`pesto/api`, `/etc/pesto`),
+        when the config check against config_schema.json was deferred (`load(...,
+        defer_config_check=True)`): it runs in `start()` with the body validators, both of
+        which import jsonschema, so that a served service's port opens first. None: the
+        validators are built here."""
         registry = registry or default_registry()
         definitions = api.definitions(registry)
         self.api = api
         self.settings = settings
-        self.payloads = Payloads.build(api, registry, settings.decode_settings)
+        self.payloads = Payloads.build(api, registry, settings.decode_settings,
+                                       validators=check_at_start is None)
+        self._check_at_start = check_at_start
+        self._definitions = definitions
         self.describe = describe_without_links(api, definitions)
         self.version = version_document(api)
         self.openapi = openapi_document(api, definitions, settings.webhook_allowlist)
@@ -90,8 +101,15 @@ class Service:
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> None:
-        """Import the project's `Process` and run its `on_start()`; ready once it returns."""
+        """Import the project's `Process` and run its `on_start()`; ready once it returns.
+
+        Deferred checks (`check_at_start`) come first: a `ProjectError` from them stops the
+        start as a failing on_start() does, and no request is decoded without validators."""
         started = time.perf_counter()
+        if self._check_at_start is not None:
+            check_config(self.api, self._check_at_start)
+            self.payloads = self.payloads.with_validators(self._definitions)
+            self._check_at_start = None
         loaded = load_process(self.settings.project_dir, self.payloads.input.properties)
         if loaded.has_on_start:
             log.info("running Process.on_start()")

@@ -22,7 +22,8 @@ from pesto_pack.types.base import Tolerance
 from images_support import RGB_CHANNELS_FIRST as RGB
 from images_support import decode_png as decode
 from images_support import png_base64
-from serve_support import PROJECTS
+from pesto_serve.server import EXIT_START_FAILED
+from serve_support import PROJECTS, copy_project
 from subprocess_support import PESTO_SERVE, START_TIMEOUT, free_port, pesto_serve, running
 
 def test_pesto_serve_answers_a_real_image_over_http(tmp_path):
@@ -135,6 +136,46 @@ def test_a_project_that_cannot_load_exits_non_zero_saying_why(tmp_path):
     with running([str(PESTO_SERVE), str(tmp_path)], tmp_path, ready=False) as server:
         assert server.exit_status() != 0
     assert "is not a PESTO project" in server.log_text()
+
+
+def _broken_echo(tmp_path, file_name: str, content: dict):
+    project = copy_project("echo", tmp_path)
+    (project / "pesto" / "api" / file_name).write_text(json.dumps(content))
+    return project
+
+
+def test_a_config_that_breaks_its_schema_stops_the_start_saying_where(tmp_path):
+    # Checked in the start thread (after the port opened, jsonschema being a third of a
+    # start): the service exits as when on_start() fails, with the load's own message.
+    project = _broken_echo(tmp_path, "config_schema.json",
+                           {"type": "object", "required": ["mode"]})
+    with running([str(PESTO_SERVE), str(project)], tmp_path, ready=False) as server:
+        assert server.exit_status() == EXIT_START_FAILED
+    assert ("the service cannot start: pesto/api/config.json does not match config_schema.json "
+            "at $: 'mode' is a required property") in server.log_text()
+
+
+def test_python_m_pesto_serve_names_etc_pesto_when_its_config_breaks_its_schema(tmp_path):
+    config_dir = tmp_path / "etc-pesto"
+    load(PROJECTS / "echo").api.write(config_dir)
+    (config_dir / "config.json").write_text(json.dumps({"mode": 1}))
+    (config_dir / "config_schema.json").write_text(
+        json.dumps({"properties": {"mode": {"type": "string"}}}))
+    port = free_port()
+    env = {"PESTO_PROJECT_DIR": str(PROJECTS / "echo"), "PESTO_CONFIG_DIR": str(config_dir),
+           "PESTO_HOST": "127.0.0.1", "PESTO_PORT": str(port)}
+    with running([sys.executable, "-m", "pesto_serve"], tmp_path, env, ready=False, port=port) as server:
+        assert server.exit_status() == EXIT_START_FAILED
+    assert (f"the service cannot start: {config_dir}/config.json does not match "
+            "config_schema.json at $.mode: 1 is not of type 'string'") in server.log_text()
+
+
+def test_an_input_schema_jsonschema_refuses_stops_the_start_naming_the_file(tmp_path):
+    project = _broken_echo(tmp_path, "input_schema.json", {"text": {"type": "dictionary"}})
+    with running([str(PESTO_SERVE), str(project)], tmp_path, ready=False) as server:
+        assert server.exit_status() == EXIT_START_FAILED
+    assert ("the service cannot start: input_schema.json (with the definitions and "
+            "user_definitions.json) is not a valid JSON schema") in server.log_text()
 
 
 def test_sigterm_finishes_running_requests_then_exits_zero(tmp_path):

@@ -1,10 +1,9 @@
 """`Polygon` and `Polygons`: GeoJSON Polygon geometries, validated, passed as plain dicts."""
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
-
-import jsonschema
 
 from pesto_pack.errors import PayloadError
 from pesto_pack.hookspecs import hookimpl
@@ -36,12 +35,22 @@ POLYGON_DEFINITION = {
 }
 POLYGONS_DEFINITION = {"type": "array", "items": {"$ref": "#/definitions/Polygon"}}
 
-_VALIDATOR = jsonschema.validators.validator_for(POLYGON_DEFINITION)(POLYGON_DEFINITION)
+
+
+@functools.cache
+def _polygon_validator():
+    """Made on first use: jsonschema is imported then, not when every service loads its
+    types (a service imports it after its port has opened)."""
+    import jsonschema
+
+    return jsonschema.validators.validator_for(POLYGON_DEFINITION)(POLYGON_DEFINITION)
 
 
 def check_polygon(value: JSON) -> None:
     """Refuse what is not a GeoJSON Polygon: the definition, closed rings, finite numbers."""
-    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(value))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_polygon_validator().iter_errors(value))
     if error is not None:
         raise PayloadError(f"not a GeoJSON Polygon: at {error.json_path}: {error.message}")
     for index, ring in enumerate(value["coordinates"]):

@@ -56,8 +56,11 @@ class Observed:
         labels = (route.rule if route else "unmatched", method, status)
         counter = self._counters.get(labels)
         if counter is None:
-            counter = self._counters.setdefault(labels, self.metrics.requests.labels(*labels))
-        counter.inc()
+            counter = self.metrics.count_request(labels)  # None until the metrics are built
+            if counter is not None:
+                self._counters.setdefault(labels, counter)
+        else:
+            counter.inc()
         log_access(method, path, status, duration_ms, correlation_id)
         return body
 

@@ -18,7 +18,6 @@ from pesto_serve.jobs.documents import job_document, result_urls, status_url
 from pesto_serve.page import mount_page
 from pesto_serve.payloads import parse_json, to_json_bytes
 from pesto_serve.service import Service
-from pesto_serve.webhooks import HEADER as WEBHOOK_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +32,8 @@ def make_app(service: Service) -> Observed:
     app.install(_errors_as_json)
     app.default_error_handler = _bottle_error
     max_body = service.settings.max_body_bytes
+    if service.jobs is not None:  # only a stateful service imports webhooks (urllib.request)
+        from pesto_serve.webhooks import HEADER as webhook_header
 
     @app.get(f"{API}/health")
     def health():
@@ -74,7 +75,7 @@ def make_app(service: Service) -> Observed:
         job, created = service.submit_job(
             read_body(request.environ, max_body),
             correlation_id=request.environ.get(CORRELATION_ENVIRON),
-            webhook=request.get_header(WEBHOOK_HEADER),
+            webhook=request.get_header(webhook_header),
             idempotency_key=request.get_header("Idempotency-Key"),
             base_url=_base_url(),
         )

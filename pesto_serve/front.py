@@ -198,7 +198,7 @@ class FrontServer(TcpWSGIServer):
     def _observe(self, request) -> None:
         """The access line and the request metric that the app's middleware writes for others."""
         milliseconds = (time.perf_counter() - request.pesto_refused_at) * 1000
-        self.service.metrics.requests.labels(PROCESS_PATH, "POST", 503).inc()
+        self.service.metrics.count_request((PROCESS_PATH, "POST", 503))
         log_access("POST", PROCESS_PATH, 503, milliseconds, request.headers.get("X_CORRELATION_ID"))
 
     def maintenance(self, now: float) -> None:

@@ -61,7 +61,9 @@ def serve(api: ServiceApi, settings: Settings, check_at_start: str | None = None
         idle_timeout=settings.idle_timeout,
         host=settings.host,
         port=settings.port,
-        threads=settings.slots + settings.queue_size + SPARE_THREADS,
+        # The rest are started by the start thread (see _Runner._start): each start waits for
+        # the new thread to run, 37 of them cost 4 ms on an idle machine, 50 ms on a busy one.
+        threads=SPARE_THREADS,
         # Bodies over our limit are answered by the app with a JSON 413 naming the size;
         # waitress's own (JSON too, front.py) is a backstop for far larger ones, refused from
         # their Content-Length before they are read.
@@ -73,7 +75,8 @@ def serve(api: ServiceApi, settings: Settings, check_at_start: str | None = None
         recv_bytes=RECV_BYTES,
         ident="pesto",
     )
-    status = _Runner(service, server, settings.grace_period, settings.drain_delay).run()
+    status = _Runner(service, server, settings.grace_period, settings.drain_delay,
+                     threads=settings.slots + settings.queue_size + SPARE_THREADS).run()
     service.release_jobs()  # stateful: running jobs get the grace period, then go back
     if service.slots.running:
         # A process() call still running cannot be stopped, and would keep the interpreter
@@ -107,7 +110,10 @@ def _connection_limit(wanted: int) -> int:
 class _Runner:
     """The main loop: waitress's event loop plus start-up and shutdown."""
 
-    def __init__(self, service: Service, server, grace_period: float, drain_delay: float = 0.0):
+    def __init__(self, service: Service, server, grace_period: float, drain_delay: float = 0.0,
+                 threads: int = SPARE_THREADS):
+        self.threads = threads
+        """Waitress's worker threads once started: SPARE_THREADS answer until then."""
         self.service = service
         self.server = server
         self.grace_period = grace_period
@@ -132,6 +138,12 @@ class _Runner:
 
     def _start(self) -> None:
         try:
+            # One at a time: waitress holds its task lock while it starts threads.
+            dispatcher = self.server.task_dispatcher
+            for count in range(len(dispatcher.threads) + 1, self.threads + 1):
+                if self.stop_requested.is_set():
+                    break
+                dispatcher.set_thread_count(count)
             self.service.start()
         except BaseException as error:  # noqa: BLE001 - any failure means: do not serve
             if isinstance(error, PestoError):

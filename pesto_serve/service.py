@@ -104,8 +104,10 @@ class Service:
         """Import the project's `Process` and run its `on_start()`; ready once it returns.
 
         Deferred checks (`check_at_start`) come first: a `ProjectError` from them stops the
-        start as a failing on_start() does, and no request is decoded without validators."""
+        start as a failing on_start() does, and no request is decoded without validators.
+        The metrics' registry is made here too (prometheus_client: after the port opens)."""
         started = time.perf_counter()
+        self.metrics.build()
         if self._check_at_start is not None:
             check_config(self.api, self._check_at_start)
             self.payloads = self.payloads.with_validators(self._definitions)

@@ -20,9 +20,10 @@ def test_pesto_serve_imports_no_build_or_test_tooling():
     assert result.stdout.strip() == "[]"
 
 
-def test_a_served_service_imports_jsonschema_only_in_its_start_thread():
-    # jsonschema is a third of a start's imports: a served service opens its port without it
-    # and builds its config check and validators in start(), ready only after them.
+def test_a_served_service_imports_jsonschema_and_prometheus_only_in_its_start_thread():
+    # jsonschema is a third of a start's imports, prometheus_client a tenth: a served service
+    # opens its port without them and builds its config check, validators and metrics in
+    # start(), ready only after them.
     code = (
         "import sys, json\n"
         "from pesto_serve import cli, server\n"
@@ -34,7 +35,7 @@ def test_a_served_service_imports_jsonschema_only_in_its_start_thread():
         f"with project_on_host({str(ECHO)!r}, (), Settings(), check_config=False) as (p, s):\n"
         "    service = Service(p.api, s, check_at_start='pesto/api')\n"
         "    make_app(service)\n"
-        "    before = 'jsonschema' in sys.modules\n"
+        "    before = 'jsonschema' in sys.modules or 'prometheus_client' in sys.modules\n"
         "    try:\n"
         "        service.check_listed()\n"
         "        starting = None\n"

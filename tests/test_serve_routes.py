@@ -140,6 +140,20 @@ def test_metrics_count_requests_by_route_and_status_and_time_processing():
     assert "pesto_slots 1.0" in text
 
 
+def test_metrics_count_the_requests_answered_before_the_start_made_them():
+    # The registry is made in the start thread (prometheus_client after the port opens):
+    # health probes answered before it are counted when it is made, and after as usual.
+    with served("echo", start=False) as (app, service):
+        app.get("/api/v1/health")
+        app.get("/api/v1/ready", status=503)
+        assert service.metrics.registry is None
+        service.start()
+        app.get("/api/v1/health")
+        text = app.get("/metrics").text
+    assert 'pesto_http_requests_total{method="GET",route="/api/v1/health",status="200"} 2.0' in text
+    assert 'pesto_http_requests_total{method="GET",route="/api/v1/ready",status="503"} 1.0' in text
+
+
 def test_metrics_count_jobs_by_state():
     with served("echo", ("stateful",)) as (app, _):
         text = app.get("/metrics").text

@@ -19,10 +19,10 @@ internal hosts.
 
 import base64
 import binascii
+import functools
 import http.client
 import posixpath
 import re
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,9 @@ def fetch(uri: str, allowlist: tuple[str, ...]) -> bytes:
             with open(_file_path(uri), "rb") as stream:
                 return _read_capped(stream, uri)
         if scheme in ("http", "https"):
-            opener = urllib.request.build_opener(_AllowListRedirects(allowlist))
+            import urllib.request  # on first use: a service starts without it
+
+            opener = urllib.request.build_opener(_redirects_class()(allowlist))
             with opener.open(uri, timeout=FETCH_TIMEOUT_SECONDS) as response:
                 return _read_capped(response, uri)
     except (OSError, ValueError, http.client.HTTPException) as error:  # URLError is an OSError
@@ -130,7 +132,9 @@ def is_under(uri: str, prefix: str) -> bool:
 
 
 def _file_path(uri: str) -> Path:
-    return Path(urllib.request.url2pathname(urlsplit(uri).path)).resolve()
+    from urllib.request import url2pathname  # on first use: a service starts without it
+
+    return Path(url2pathname(urlsplit(uri).path)).resolve()
 
 
 def _read_capped(stream, uri: str) -> bytes:
@@ -140,16 +144,24 @@ def _read_capped(stream, uri: str) -> bytes:
     return data
 
 
-class _AllowListRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a redirect only to an allowed URI, so an allowed host cannot bounce elsewhere."""
+@functools.cache
+def _redirects_class() -> type:
+    """The redirect handler of `fetch`, made on first use (urllib.request is a few ms of a
+    service's start, and most services never fetch a URI)."""
+    import urllib.request
 
-    def __init__(self, allowlist: tuple[str, ...]):
-        self.allowlist = allowlist
+    class AllowListRedirects(urllib.request.HTTPRedirectHandler):
+        """Follows a redirect only to an allowed URI, so an allowed host cannot bounce elsewhere."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if not any(is_under(newurl, prefix) for prefix in self.allowlist):
-            raise PayloadError(f"refusing the redirect to {newurl!r}: not under an allowed prefix")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        def __init__(self, allowlist: tuple[str, ...]):
+            self.allowlist = allowlist
+
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if not any(is_under(newurl, prefix) for prefix in self.allowlist):
+                raise PayloadError(f"refusing the redirect to {newurl!r}: not under an allowed prefix")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return AllowListRedirects
 
 
 # -- bytes <-> array: in image_codecs, imported on first use (numpy, Pillow, tifffile) ---------

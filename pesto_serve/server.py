@@ -61,7 +61,7 @@ def serve(api: ServiceApi, settings: Settings, check_at_start: str | None = None
         idle_timeout=settings.idle_timeout,
         host=settings.host,
         port=settings.port,
-        # The rest are started by the start thread (see _Runner._start): each start waits for
+        # The rest are started by the start thread (_Runner._start_threads): each start waits for
         # the new thread to run, 37 of them cost 4 ms on an idle machine, 50 ms on a busy one.
         threads=SPARE_THREADS,
         # Bodies over our limit are answered by the app with a JSON 413 naming the size;
@@ -138,13 +138,7 @@ class _Runner:
 
     def _start(self) -> None:
         try:
-            # One at a time: waitress holds its task lock while it starts threads.
-            dispatcher = self.server.task_dispatcher
-            for count in range(len(dispatcher.threads) + 1, self.threads + 1):
-                if self.stop_requested.is_set():
-                    break
-                dispatcher.set_thread_count(count)
-            self.service.start()
+            self.service.start(before_on_start=self._start_threads)
         except BaseException as error:  # noqa: BLE001 - any failure means: do not serve
             if isinstance(error, PestoError):
                 log.error("the service cannot start: %s", error)
@@ -152,6 +146,15 @@ class _Runner:
                 log.exception("the service cannot start: Process.on_start() raised %s", type(error).__name__)
             self.start_error = error
             self.server.pull_trigger()
+
+    def _start_threads(self) -> None:
+        """The worker threads past the spare ones, one at a time (waitress holds its task lock
+        while it starts threads), before the service is ready."""
+        dispatcher = self.server.task_dispatcher
+        for count in range(len(dispatcher.threads) + 1, self.threads + 1):
+            if self.stop_requested.is_set():
+                break
+            dispatcher.set_thread_count(count)
 
     def _on_signal(self, _signum, _frame) -> None:
         # Only set a flag: the loop wakes within LOOP_SECONDS. Logging or pulling waitress's

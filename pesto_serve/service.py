@@ -11,6 +11,7 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -100,19 +101,25 @@ class Service:
         """Jobs running here that a client cancelled through this replica."""
 
     # -- life cycle --------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, before_on_start: Callable[[], None] | None = None) -> None:
         """Import the project's `Process` and run its `on_start()`; ready once it returns.
 
-        Deferred checks (`check_at_start`) come first: a `ProjectError` from them stops the
-        start as a failing on_start() does, and no request is decoded without validators.
+        `before_on_start`: called once the project is imported and checked (the server starts
+        the rest of its worker threads there, so that a broken process.py fails as early).
+
+        The deferred checks (`check_at_start`) come after the import (a broken process.py is
+        reported as soon as before) and before on_start(): a `ProjectError` from them stops
+        the start as a failing on_start() does, and no request is decoded without validators.
         The metrics' registry is made here too (prometheus_client: after the port opens)."""
         started = time.perf_counter()
+        loaded = load_process(self.settings.project_dir, self.payloads.input.properties)
         self.metrics.build()
         if self._check_at_start is not None:
             check_config(self.api, self._check_at_start)
             self.payloads = self.payloads.with_validators(self._definitions)
             self._check_at_start = None
-        loaded = load_process(self.settings.project_dir, self.payloads.input.properties)
+        if before_on_start is not None:
+            before_on_start()
         if loaded.has_on_start:
             log.info("running Process.on_start()")
             loaded.on_start()

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from balancer_support import fleet, haproxy  # the tests' harness
+from balancer_support import fleet, haproxy  # noqa: E402 - the tests' harness, found through the path above
 
 SLEEP = REPO / "bench" / "runtime" / "projects" / "sleep"
 ECHO = REPO / "bench" / "runtime" / "projects" / "echo"

@@ -26,7 +26,6 @@ from pathlib import Path
 from docker.errors import ImageNotFound
 
 from pesto_pack.build.cache import cache_folder
-from pesto_pack.build import context
 from pesto_pack.engine import connect
 
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -233,8 +233,8 @@ def main() -> int:
     parser.add_argument("--starts", type=int, default=3, help="container starts timed")
     args = parser.parse_args()
 
-    from pesto_pack.engine import connect
     from pesto_pack import containers
+    from pesto_pack.engine import connect
 
     engine = connect()
     ensure_image(engine, args.image)
@@ -247,7 +247,7 @@ def main() -> int:
             archive.extractall(Path(weights) / "checkpoints", filter="data")
         direct = Direct(args.threads, Path(weights))
     decoded = [direct.decode(value) for value in values]
-    for image, answer in zip(decoded, answers):
+    for image, answer in zip(decoded, answers, strict=True):
         assert direct.process_one(image).category == answer["category"], answer
 
     best: dict[tuple[str, int], Cell] = {}

@@ -61,7 +61,7 @@ def start(project: Path, page: bool) -> tuple[subprocess.Popen, str, float]:
             return process, url, time.perf_counter() - started
         except OSError:
             if process.poll() is not None:
-                raise SystemExit(f"pesto-serve {project} exited with {process.returncode}")
+                raise SystemExit(f"pesto-serve {project} exited with {process.returncode}") from None
             time.sleep(0.005)
 
 

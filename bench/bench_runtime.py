@@ -305,7 +305,7 @@ def wrk_load(wrk: str, port: int, body: Path, connections: int, seconds: int) ->
     result = subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, "BENCH_BODY": str(body)}
     )
-    line = next((l for l in result.stdout.splitlines() if l.startswith("BENCH ")), None)
+    line = next((text for text in result.stdout.splitlines() if text.startswith("BENCH ")), None)
     if result.returncode != 0 or line is None:
         sys.exit(f"wrk failed: {result.stderr or result.stdout}")
     figures = json.loads(line.removeprefix("BENCH "))
@@ -456,7 +456,7 @@ def measure_images(services: list[Service], pesto_python: Path, images: Path, bu
                     (len(samples["floor"]) < budget.image_minimum[size] or time.perf_counter() - started < seconds)
                     and time.perf_counter() - started < IMAGE_TIME_CAP * seconds
                 ):
-                    for service, client in zip(services, clients):
+                    for service, client in zip(services, clients, strict=True):
                         cpu = service.cpu_s()
                         wall, answer = client.post(body)
                         samples.setdefault(service.name, []).append((wall, service.cpu_s() - cpu))
@@ -911,8 +911,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.only - set(PARTS):
         sys.exit(f"--only: unknown part(s) {', '.join(sorted(args.only - set(PARTS)))}; known: {', '.join(PARTS)}")
-    if sys.version_info < (3, 11):
-        sys.exit("run this with Python 3.11 or newer (the toolkit needs it)")
     budget = Budget().quick() if args.quick else Budget()
     began = time.perf_counter()
 
@@ -1003,7 +1001,7 @@ def load_average() -> str:
 def versions(pesto_python: Path, original_python: Path, wrk: str) -> dict:
     def pip_version(python: Path, package: str) -> str:
         result = subprocess.run([python, "-m", "pip", "show", package], capture_output=True, text=True)
-        return next((l.split()[1] for l in result.stdout.splitlines() if l.startswith("Version:")), "?")
+        return next((text.split()[1] for text in result.stdout.splitlines() if text.startswith("Version:")), "?")
 
     wrk_line = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     commit = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],

@@ -52,7 +52,7 @@ def write(project_dir: Path, force: bool = False) -> list[str]:
     schemas = generate(project_dir)
     return [
         _write_schema(project_dir, relative, schema, force)
-        for relative, schema in zip(_SCHEMA_FILES, schemas)
+        for relative, schema in zip(_SCHEMA_FILES, schemas, strict=True)
     ]
 
 

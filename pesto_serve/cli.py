@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pesto_pack.errors import PestoError
 from pesto_serve import logs
-from pesto_serve.memory import limit_malloc_arenas
 from pesto_serve.host import project_on_host
+from pesto_serve.memory import limit_malloc_arenas
 from pesto_serve.server import EXIT_START_FAILED, serve
 from pesto_serve.settings import Settings
 

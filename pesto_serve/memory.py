@@ -46,8 +46,9 @@ def limit_malloc_arenas(count: int = ARENAS, environ: dict | None = None) -> int
 def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(None)  # the process's own symbols: no library search at start
-        libc.gnu_get_libc_version  # only glibc has it (musl has no arenas to cap)
-    except (OSError, AttributeError):
+    except OSError:
+        return None
+    if not hasattr(libc, "gnu_get_libc_version"):  # only glibc has it (musl has no arenas to cap)
         return None
     libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     libc.mallopt.restype = ctypes.c_int

@@ -19,7 +19,14 @@ from pesto_pack.errors import PayloadError, ProjectError
 from pesto_pack.plugins import Registry
 from pesto_pack.project import ServiceApi
 from pesto_pack.types.base import (
-    DecodeSettings, ListType, PayloadType, Result, json_default, json_type_name, plain_json, plain_scalar,
+    DecodeSettings,
+    ListType,
+    PayloadType,
+    Result,
+    json_default,
+    json_type_name,
+    plain_json,
+    plain_scalar,
 )
 from pesto_serve.errors import AnswerError, ServiceError
 from pesto_serve.schemas import BodyValidator, IoSchema

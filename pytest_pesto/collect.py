@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from pesto_pack.client import RequestFailed
 from pesto_pack.errors import PestoError
 from pesto_pack.plugins import default_registry
 from pytest_pesto import payload, report, results
-from pesto_pack.client import RequestFailed
 from pytest_pesto.compare import (
     Comparison,
     compare_answers,

@@ -78,7 +78,7 @@ def contact_sheet(pictures: Pictures, title: str) -> bytes:
     for row, line in enumerate(lines_above):
         draw.text((SHEET_MARGIN, SHEET_MARGIN + row * SHEET_CAPTION), line, fill=SHEET_TEXT, font=font)
     left = SHEET_MARGIN
-    for name, panel in zip(PANELS, panels):
+    for name, panel in zip(PANELS, panels, strict=True):
         draw.text((left, panels_top - SHEET_CAPTION), name, fill=SHEET_TEXT, font=font)
         sheet.paste(panel, (left, panels_top))
         left += panel.width + SHEET_MARGIN

@@ -7,8 +7,8 @@ out of the way: installing the toolkit changes no other pytest run.
 
 import pytest
 
-from pytest_pesto import results
 from pesto_pack.client import PestoClient
+from pytest_pesto import results
 from pytest_pesto.collect import ResourcesFolder, ServiceItem, holds_test_data
 from pytest_pesto.options import HarnessOptions, add_options
 from pytest_pesto.session import RUN, PestoRun, PestoService, pesto_run, service_client

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pesto_pack.errors import PestoError
-from pesto_pack.plugins import default_registry
 from pesto_pack import containers
 from pesto_pack.client import API, PestoClient, RequestFailed, ServiceUnreachable
+from pesto_pack.errors import PestoError
+from pesto_pack.plugins import default_registry
 from pytest_pesto.options import HarnessOptions
 
 

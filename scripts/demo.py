@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from pesto_pack.build import build
-from pesto_pack.errors import PestoError
-from pesto_pack.plugins import default_registry
 from pesto_pack import containers
+from pesto_pack.build import build
 from pesto_pack.client import PestoClient
+from pesto_pack.errors import PestoError
 from pesto_pack.folders import read_path
+from pesto_pack.plugins import default_registry
 
 START_TIMEOUT = 120.0
 SENDS = 3

@@ -289,7 +289,7 @@ class Balancer:
         """Each server's row of `show stat` (status, stot = sessions sent to it, ...)."""
         text = self.command("show stat").lstrip("# ")
         header, *rows = [line.split(",") for line in text.splitlines() if line]
-        table = [dict(zip(header, row)) for row in rows]
+        table = [dict(zip(header, row, strict=False)) for row in rows]
         return {
             row["svname"]: row for row in table
             if row["pxname"] == "replicas" and row["svname"] not in ("BACKEND", "FRONTEND")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from redis_support import redis_server, redis_url  # noqa: F401 - fixtures of the job tests
 
 BASE_IMAGE = os.environ.get("PESTO_BASE_IMAGE", "pesto-base:bookworm")

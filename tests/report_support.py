@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+
 from images_support import png_base64
 from pytest_plugin_helpers import make_folder
 

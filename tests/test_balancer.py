@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
 from balancer_support import (
     CheckTimings,
     as_in_deployment,
@@ -25,7 +26,6 @@ from balancer_support import (
     haproxy,
 )
 from build_support import build
-
 from pesto_pack import deploy, project
 
 ROOT = Path(__file__).parent.parent

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from balancer_support import (
     NO_PROXY,
     CheckTimings,
@@ -24,10 +25,9 @@ from balancer_support import (
     haproxy,
 )
 from build_support import build
-from redis_support import RedisServer
-
 from pesto_pack import deploy, project
 from pesto_serve.jobs.redis import DEFAULT_PREFIX
+from redis_support import RedisServer
 
 JOBS = Path(__file__).parent / "projects" / "jobs"
 FINISHED = {"DONE", "ERROR", "CANCELLED"}
@@ -94,7 +94,7 @@ def test_jobs_through_the_balancer_run_on_different_replicas_and_all_end_done(jo
     ids = [submit(balancer.url, body) for body in bodies]
     documents = wait_finished(balancer.url, ids)
     assert Counter(d["status"] for d in documents.values()) == {"DONE": len(ids)}
-    for job_id, body in zip(ids, bodies):
+    for job_id, body in zip(ids, bodies, strict=True):
         code, result = get(f"{balancer.url}/api/v1/jobs/{job_id}/results/result")
         assert (code, result.decode()) == (200, body["tag"].upper())
     ran_on = consumers(redis, ids)
@@ -115,7 +115,7 @@ def test_a_replica_killed_mid_job_loses_nothing_behind_the_balancer(jobs_pool):
     replicas.kill(victim)
     documents = wait_finished(balancer.url, ids, timeout=90)
     assert Counter(d["status"] for d in documents.values()) == {"DONE": len(ids)}
-    for job_id, body in zip(ids, bodies):
+    for job_id, body in zip(ids, bodies, strict=True):
         assert get(f"{balancer.url}/api/v1/jobs/{job_id}/results/result")[1].decode() == body["tag"].upper()
     taken_over = [d for d in documents.values() if d["attempts"] > 1]
     print(f"\nrunning before the kill: {dict(before)}; taken over: {len(taken_over)}")
@@ -135,7 +135,7 @@ def test_a_rolling_restart_with_jobs_running_ends_every_job_done(jobs_pool):
         ids.append(submit(balancer.url, {"tag": f"during-{replica.name}", "seconds": 0.2}))
     documents = wait_finished(balancer.url, ids, timeout=90)
     assert Counter(d["status"] for d in documents.values()) == {"DONE": len(ids)}
-    for job_id, body in zip(ids, bodies):
+    for job_id, body in zip(ids, bodies, strict=True):
         assert get(f"{balancer.url}/api/v1/jobs/{job_id}/results/result")[1].decode() == body["tag"].upper()
 
 

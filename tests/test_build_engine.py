@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from build_support import http, running
 from docker.errors import ImageNotFound, NotFound
 
-from pesto_pack.build.cache import cache_folder
+from build_support import http, running
 from pesto_pack.build import BuildError, build, labels, wheels
+from pesto_pack.build.cache import cache_folder
 from pesto_pack.build.engine_build import CACHED, STEP
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]

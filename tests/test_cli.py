@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from build_support import remove_with_its_dependencies
-
-from pesto_pack.build.cache import cache_folder
 from pesto_pack.build import wheels
+from pesto_pack.build.cache import cache_folder
 from pesto_pack.cli import main
 
 SAMPLE = Path(__file__).parent / "projects" / "resourceful"

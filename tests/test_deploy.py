@@ -11,8 +11,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from build_support import PESTO_PACK
 
+from build_support import PESTO_PACK
 from pesto_pack import deploy, project
 from pesto_pack.build.dockerfile import UID
 from pesto_pack.deploy.objects import THREAD_VARIABLES

@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 from balancer_support import CheckTimings, Replica, haproxy_config
-
 from pesto_pack import deploy, project
 from pesto_pack.cli import _parser
 from pesto_pack.deploy.objects import PASSWORD_VARIABLE, SECRET_KEY

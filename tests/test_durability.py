@@ -16,9 +16,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from build_support import http, wait_ready
+from build_support import build, http, wait_ready
 from pytest_plugin_helpers import PROJECTS
-from build_support import build
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

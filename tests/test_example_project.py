@@ -25,14 +25,13 @@ from pathlib import Path
 import pytest
 from docker.errors import APIError
 
-from pesto_pack import project
+from pesto_pack import containers, project
 from pesto_pack.build import BuiltImage
 from pesto_pack.build import build as pesto_build
 from pesto_pack.build.labels import GPUS
+from pesto_pack.client import PestoClient
 from pesto_pack.plugins import default_registry
 from pesto_pack.types.base import Tolerance
-from pesto_pack import containers
-from pesto_pack.client import PestoClient
 from pytest_pesto.compare import compare_describe
 from pytest_pesto.payload import read_folder
 

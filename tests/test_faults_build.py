@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from archive_support import entry, make_archive, sha256
 from pesto_pack.cli import main
 from pytest_plugin_helpers import PROJECTS
-from archive_support import entry, make_archive, sha256
 
 
 def project_with_archive(tmp_path: Path, members: list, data: dict, digest: str | None = "actual") -> Path:

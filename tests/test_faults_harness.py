@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from pytest_plugin_helpers import PROJECTS, make_folder
+
 from build_support import build
+from pytest_plugin_helpers import PROJECTS, make_folder
 
 pytest_plugins = ["pytester"]
 

@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from build_support import PESTO_PACK, build
-from pytest_plugin_helpers import PROJECTS, every_file_type, make_folder, same
 
+from build_support import PESTO_PACK, build
 from pesto_pack.project_tests import run_project_tests
+from pytest_plugin_helpers import PROJECTS, every_file_type, make_folder, same
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 pytest_plugins = ["pytester"]

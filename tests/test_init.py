@@ -6,8 +6,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from build_support import http, running
 
+from build_support import http, running
 from pesto_pack import init, project, schemagen
 from pesto_pack.build import build
 from pesto_pack.errors import PestoError

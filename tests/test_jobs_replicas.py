@@ -19,6 +19,7 @@ from contextlib import ExitStack
 import pytest
 import requests
 from standardwebhooks import Webhook
+
 from subprocess_support import pesto_serve, running
 from webhook_support import Receiver
 
@@ -130,7 +131,7 @@ def test_300_jobs_across_3_replicas_one_killed_mid_run_end_done_once_each(cluste
     rerun = [tag for tag, count in calls.items() if tag.startswith("kill") and count > 1]
     assert len(rerun) <= 2, f"only the victim's 2 running jobs may run twice: {rerun}"
     survivor = cluster.alive()[0]
-    for job_id, body in zip(ids, bodies):
+    for job_id, body in zip(ids, bodies, strict=True):
         result = survivor.get(f"/api/v1/jobs/{job_id}/results/result")
         assert result.text == body["tag"].upper()
     metrics = survivor.get("/metrics").text

@@ -292,7 +292,7 @@ def test_several_images_go_in_and_come_back_as_pictures(chromium, mirror_url):
     run_and_wait(chromium)
     pictures = output(chromium, "images").find_elements("tag name", "img")
     assert len(pictures) == 2
-    for picture, photo in zip(pictures, photos):
+    for picture, photo in zip(pictures, photos, strict=True):
         assert np.array_equal(pixels(chromium, picture), expected_pixels(photo))
 
 

@@ -16,9 +16,9 @@ import pytest
 import browser_support
 from browser_support import screenshot, wait_for
 from build_support import BUILT_TAGS
+from page_support import control, open_page, output
 from pesto_pack import containers, project
 from pesto_pack.build import build
-from page_support import control, open_page, output
 
 chromium = browser_support.chromium  # the session's browser (a fixture)
 browser_artifacts = browser_support.browser_artifacts  # where screenshots go (a fixture)

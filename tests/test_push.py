@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from balancer_support import get, registry
 from build_support import PESTO_PACK, build
-
 from pesto_pack.errors import PestoError
 from pesto_pack.push import check_registry, is_loopback, pull, target
 

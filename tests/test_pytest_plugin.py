@@ -6,14 +6,15 @@ input/ passes and any change to output/ is a difference the plugin must report.
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import urllib.request
-import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
+
 from images_support import RGB_CHANNELS_LAST as RGB
 from images_support import png_bytes
 from pytest_plugin_helpers import PROJECTS, every_file_type, make_folder, same

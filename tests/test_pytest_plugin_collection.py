@@ -9,13 +9,13 @@ import json
 
 import numpy as np
 import pytest
-from images_support import png_bytes
-from pytest_plugin_helpers import make_folder
 
+from images_support import png_bytes
 from pesto_pack.errors import PayloadError
 from pesto_pack.plugins import default_registry
 from pytest_pesto.compare import without_link_hosts
 from pytest_pesto.payload import read_folder
+from pytest_plugin_helpers import make_folder
 
 pytest_plugins = ["pytester"]
 

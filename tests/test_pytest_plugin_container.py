@@ -9,6 +9,7 @@ import json
 import textwrap
 
 import pytest
+
 from pytest_plugin_helpers import make_folder
 
 pytestmark = pytest.mark.engine

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
 from pytest_plugin_helpers import PROJECTS
 from report_support import FAILING, extras_of, failing_folder
 from subprocess_support import pesto_serve_url

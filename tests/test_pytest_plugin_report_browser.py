@@ -3,13 +3,16 @@ would: the failing item's pictures render one after another in the report's medi
 and its JSON diff reads as text. Screenshots go to the session's artifacts folder."""
 
 import pytest
-from browser_support import *  # its fixtures: chromium, browser_artifacts
+
+import browser_support
 from browser_support import rendered_images, screenshot, wait_for
 from pytest_plugin_helpers import PROJECTS
 from report_support import FAILING, failing_folder
 from subprocess_support import pesto_serve_url
 
 pytest_plugins = ["pytester"]
+chromium = browser_support.chromium  # the session's browser (a fixture)
+browser_artifacts = browser_support.browser_artifacts  # where screenshots go (a fixture)
 
 PANELS = ("expected", "actual", "difference")
 PICTURED = ("image", "images item 1", "shape")

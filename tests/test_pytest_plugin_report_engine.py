@@ -8,8 +8,9 @@ import shutil
 import subprocess
 
 import pytest
-from build_support import PESTO_PACK, build
 from PIL import Image
+
+from build_support import PESTO_PACK, build
 from pytest_plugin_helpers import PROJECTS
 from report_support import FAILING, extras_of, failing_folder
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from images_support import png_base64
 from PIL import Image
+
+from images_support import png_base64
+from pesto_pack.plugins import default_registry
 from pytest_plugin_helpers import PROJECTS, make_folder
 from subprocess_support import pesto_serve_url
-
-from pesto_pack.plugins import default_registry
 
 pytest_plugins = ["pytester"]
 

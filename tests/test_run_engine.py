@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+
 from build_support import build
+from pesto_pack.folders import read_folder
+from pesto_pack.plugins import default_registry
 from run_support import (
     PESTO_PACK,
     answer_of,
@@ -24,9 +27,6 @@ from run_support import (
     folder_of,
     make_template,
 )
-
-from pesto_pack.folders import read_folder
-from pesto_pack.plugins import default_registry
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 RUN_LABEL = "org.pesto.run=true"

@@ -17,6 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from pesto_pack.folders import read_folder
+from pesto_pack.plugins import default_registry
 from run_support import (
     PESTO_PACK,
     PESTO_SERVE,
@@ -27,9 +30,6 @@ from run_support import (
     folder_of,
     make_template,
 )
-
-from pesto_pack.folders import read_folder
-from pesto_pack.plugins import default_registry
 
 PROJECTS = Path(__file__).parent / "projects"
 

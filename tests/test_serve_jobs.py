@@ -15,14 +15,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+from PIL import Image
+from standardwebhooks import Webhook
+
 from images_support import RGB_CHANNELS_FIRST as RGB
 from images_support import png_base64
-from PIL import Image
-from redis_support import free_port
-from serve_support import copy_project, error_of, served
-from standardwebhooks import Webhook
-from webhook_support import Receiver
-
 from pesto_pack.errors import PestoError
 from pesto_pack.types.base import Result
 from pesto_serve.jobs import CANCELLED, DONE, ERROR, PENDING, RUNNING, Submission
@@ -31,6 +28,9 @@ from pesto_serve.jobs.redis import RedisJobs
 from pesto_serve.jobs.volume import ResultVolume
 from pesto_serve.logs import JsonFormatter, TextFormatter
 from pesto_serve.settings import Settings
+from redis_support import free_port
+from serve_support import copy_project, error_of, served
+from webhook_support import Receiver
 
 BACKENDS = ("folder", "redis")
 SECRET = "whsec_" + base64.b64encode(b"a secret of the job tests, 32 by").decode()

@@ -8,17 +8,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from images_support import RGB_CHANNELS_FIRST as RGB
+from images_support import decode_png, png_base64
 from pesto_pack import hookimpl
 from pesto_pack.plugins import Registry, make_plugin_manager
 from pesto_pack.project import ServiceApi
 from pesto_pack.types.base import DecodeSettings, PayloadType
 from pesto_serve.errors import AnswerError
 from pesto_serve.payloads import Payloads, to_json_bytes
-from images_support import RGB_CHANNELS_FIRST as RGB
-from images_support import decode_png, png_base64
 from serve_support import copy_project, error_of, served
-
-
 
 
 @pytest.fixture(scope="module")

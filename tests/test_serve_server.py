@@ -16,15 +16,16 @@ import pytest
 import requests
 from PIL import Image
 
-from pesto_pack.plugins import default_registry
-from pesto_pack.project import load
-from pesto_pack.types.base import Tolerance
 from images_support import RGB_CHANNELS_FIRST as RGB
 from images_support import decode_png as decode
 from images_support import png_base64
+from pesto_pack.plugins import default_registry
+from pesto_pack.project import load
+from pesto_pack.types.base import Tolerance
 from pesto_serve.server import EXIT_START_FAILED
 from serve_support import PROJECTS, copy_project
 from subprocess_support import PESTO_SERVE, START_TIMEOUT, free_port, pesto_serve, running
+
 
 def test_pesto_serve_answers_a_real_image_over_http(tmp_path):
     with running(pesto_serve("template"), tmp_path) as server:

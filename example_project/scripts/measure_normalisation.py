@@ -11,9 +11,8 @@ photo's top answer, so that process.py keeps the one that classifies best.
 
 import numpy as np
 import torch
-from PIL import ImageOps
-
 from classify_local import import_process, read_image, test_folders
+from PIL import ImageOps
 
 NORMALISATIONS = {
     "ImageNet mean/std": ([0.485 * 255, 0.456 * 255, 0.406 * 255], [0.229 * 255, 0.224 * 255, 0.225 * 255]),

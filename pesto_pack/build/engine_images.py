@@ -7,7 +7,7 @@ replaced was built from.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import docker
 from docker.errors import APIError, ImageNotFound
@@ -35,7 +35,7 @@ def service_images(client: docker.DockerClient) -> list[ServiceImage]:
     found = []
     for image in client.api.images(filters={"label": NAME}):
         labels = image.get("Labels") or {}
-        created = datetime.fromtimestamp(image.get("Created", 0), tz=timezone.utc)
+        created = datetime.fromtimestamp(image.get("Created", 0), tz=UTC)
         for tag in image.get("RepoTags") or []:
             if tag != "<none>:<none>":
                 found.append(ServiceImage(

@@ -228,7 +228,7 @@ class ListType(PayloadType):
             differences.append(
                 f"list lengths differ: expected {len(expected)}, got {len(actual)}"
             )
-        for index, (wanted, got) in enumerate(zip(expected, actual)):
+        for index, (wanted, got) in enumerate(zip(expected, actual, strict=False)):
             differences += [
                 f"item {index}: {line}" for line in self.items.compare(wanted, got, tolerance)
             ]
@@ -239,7 +239,7 @@ class ListType(PayloadType):
         if not (isinstance(expected, list) and isinstance(actual, list)):
             return []
         pictures = []
-        for index, (wanted, got) in enumerate(zip(expected, actual)):
+        for index, (wanted, got) in enumerate(zip(expected, actual, strict=False)):
             if self.items.compare(wanted, got, tolerance):
                 pictures += [
                     replace(drawn, part=".".join(filter(None, (str(index), drawn.part))))

@@ -274,7 +274,7 @@ def outline_pictures(expected: list[JSON], actual: list[JSON]) -> Pictures:
     masks = [_area(side, frame) for side in (expected, actual)]
     white = np.full((frame.height, frame.width, 3), 255, np.uint8)
     pictures = []
-    for mask, side, colour, fill in zip(masks, (expected, actual), (EXPECTED_COLOUR, ACTUAL_COLOUR), (EXPECTED_ONLY_FILL, ACTUAL_ONLY_FILL)):
+    for mask, side, colour, fill in zip(masks, (expected, actual), (EXPECTED_COLOUR, ACTUAL_COLOUR), (EXPECTED_ONLY_FILL, ACTUAL_ONLY_FILL), strict=True):
         own = white.copy()
         own[mask] = fill
         pictures.append(_outlined(own, [(side, colour, 3)], frame))

@@ -185,7 +185,7 @@ class JobBackend(ABC):
     def heartbeat(self, claims: list[Claimed]) -> None:
         """These runs are alive: keep them from being claimed by another replica."""
 
-    def release(self, claims: list[Claimed]) -> None:
+    def release(self, claims: list[Claimed]) -> None:  # noqa: B027 - optional: nothing to hand back by default
         """This replica exits with these runs unfinished: let another replica take them now
         rather than after the visibility timeout (the folder: its next start runs them)."""
 
@@ -253,7 +253,7 @@ class JobBackend(ABC):
     def set_delivery(self, job_id: str, delivery: dict, next_attempt: float | None) -> None:
         """Record a delivery attempt; `next_attempt` None: no more attempts."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a backend may hold nothing
         """Release connections and threads."""
 
 

@@ -502,7 +502,7 @@ class RedisJobs(JobBackend):
         pipe = self.client.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(self._k("job", job_id))
-        jobs = [self._job(i, r) for i, r in zip(ids, pipe.execute()) if r]
+        jobs = [self._job(i, r) for i, r in zip(ids, pipe.execute(), strict=True) if r]
         return Page(jobs, ids[-1] if more and ids else None)
 
     @_unavailable

@@ -114,7 +114,9 @@ def quickest(cells: list[Cell]) -> Cell:
 
 
 def build(project: Path) -> str:
-    done = subprocess.run([str(PESTO_PACK), "build", str(project)], check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        [str(PESTO_PACK), "build", str(project)], check=False, capture_output=True, text=True
+    )
     if done.returncode != 0:
         sys.exit(f"pesto-pack build {project} failed:\n{done.stderr[-3000:]}")
     return done.stdout.strip().splitlines()[-1]
@@ -143,18 +145,18 @@ def main() -> int:
     sleep_body = json.dumps({"text": "hello"}).encode()
     with ExitStack() as stack:
         sleepers = stack.enter_context(
-            fleet(engine, sleep_image, max(REPLICAS), {"environment": {"PESTO_SLOTS": "1"}}))
-        balancers = {
-            n: stack.enter_context(haproxy(sleepers.replicas[:n]))
-            for n in REPLICAS
-        }
+            fleet(engine, sleep_image, max(REPLICAS), {"environment": {"PESTO_SLOTS": "1"}})
+        )
+        balancers = {n: stack.enter_context(haproxy(sleepers.replicas[:n])) for n in REPLICAS}
         echo = stack.enter_context(fleet(engine, echo_image, 1, {"environment": {"PESTO_SLOTS": "4"}}))
         echo_balancer = stack.enter_context(haproxy(echo.replicas))
-        kept_alive = stack.enter_context(
-            haproxy(echo.replicas, server_close=False))
+        kept_alive = stack.enter_context(haproxy(echo.replicas, server_close=False))
         warm_up = [(b.url, sleep_body) for b in balancers.values()]
-        echo_urls = {"direct": echo.replicas[0].url, "haproxy": echo_balancer.url,
-                     "haproxy keep-alive": kept_alive.url}
+        echo_urls = {
+            "direct": echo.replicas[0].url,
+            "haproxy": echo_balancer.url,
+            "haproxy keep-alive": kept_alive.url,
+        }
         warm_up += [(url, echo_body) for url in echo_urls.values()]
         for url, body in warm_up:
             closed_loop(url, body, 4, 1.0)
@@ -165,30 +167,49 @@ def main() -> int:
             for clients in (1, 4):
                 for side, url in echo_urls.items():
                     cost[f"{side} c={clients}"].append(closed_loop(url, echo_body, clients, args.seconds))
-                    print(f"round {round_number + 1}: {side} c={clients}: {cost[f'{side} c={clients}'][-1]}", flush=True)
+                    print(
+                        f"round {round_number + 1}: {side} c={clients}: {cost[f'{side} c={clients}'][-1]}",
+                        flush=True,
+                    )
 
     print(f"load average after: {uptime()}\n")
     one = best(scaling[1]).requests_per_second
-    print(f"## Scaling: process() sleeps 50 ms, 1 slot per replica, {SCALING_CLIENTS} clients, through HAProxy\n")
+    print(
+        f"## Scaling: process() sleeps 50 ms, 1 slot per replica, {SCALING_CLIENTS} clients, through HAProxy\n"
+    )
     print("| replicas | requests/s | x one replica | p50 ms | p99 ms | errors |")
     print("| --- | --- | --- | --- | --- | --- |")
     for n in REPLICAS:
         cell = best(scaling[n])
-        print(f"| {n} | {cell.requests_per_second} | {cell.requests_per_second / one:.2f} | "
-              f"{cell.p50_ms} | {cell.p99_ms} | {cell.errors} |")
+        print(
+            f"| {n} | {cell.requests_per_second} | {cell.requests_per_second / one:.2f} | "
+            f"{cell.p50_ms} | {cell.p99_ms} | {cell.errors} |"
+        )
     print("\n## The balancer's cost: a no-op process(), one replica (4 slots)\n")
-    print("| concurrency | straight to the replica | through HAProxy (a connection per request "
-          "to the replica: the tests' setting) | through HAProxy, kept-alive connections to the replica |")
+    print(
+        "| concurrency | straight to the replica | through HAProxy (a connection per request "
+        "to the replica: the tests' setting) | through HAProxy, kept-alive connections to the replica |"
+    )
     print("| --- | --- | --- | --- |")
     for clients in (1, 4):
         cells = [quickest(cost[f"{side} c={clients}"]) for side in sides]
-        print(f"| {clients} | " + " | ".join(
-            f"{c.requests_per_second} req/s, p50 {c.p50_ms} ms, p99 {c.p99_ms} ms" for c in cells) + " |")
+        print(
+            f"| {clients} | "
+            + " | ".join(
+                f"{c.requests_per_second} req/s, p50 {c.p50_ms} ms, p99 {c.p99_ms} ms" for c in cells
+            )
+            + " |"
+        )
     if args.json:
-        args.json.write_text(json.dumps({
-            "scaling": {n: [asdict(c) for c in cells] for n, cells in scaling.items()},
-            "cost": {k: [asdict(c) for c in cells] for k, cells in cost.items()},
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "scaling": {n: [asdict(c) for c in cells] for n, cells in scaling.items()},
+                    "cost": {k: [asdict(c) for c in cells] for k, cells in cost.items()},
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -63,19 +63,28 @@ def _bench(client, project: Path, scratch: Path, args: argparse.Namespace) -> No
         rebuilds.append(_timed(command)[0])
     image = client.images.get(tag)
     dependencies = client.images.get(image.labels["org.pesto.dependencies"])
-    base = client.images.get(args.base_image or json.loads(
-        (project / "pesto/build/requirements.json").read_text())["dockerBaseImage"])
+    base = client.images.get(
+        args.base_image
+        or json.loads((project / "pesto/build/requirements.json").read_text())["dockerBaseImage"]
+    )
     rebuild = statistics.median(rebuilds)
     print(f"project                  {args.project} (as {tag})")
     print(f"cold build               {cold:6.1f} s   (empty workspace, --no-cache)")
     print(f"unchanged rebuild        {unchanged:6.1f} s")
-    print(f"code-only rebuild        {rebuild:6.1f} s   (median of {len(rebuilds)}: "
-          + ", ".join(f"{r:.1f}" for r in rebuilds) + ")")
+    print(
+        f"code-only rebuild        {rebuild:6.1f} s   (median of {len(rebuilds)}: "
+        + ", ".join(f"{r:.1f}" for r in rebuilds)
+        + ")"
+    )
     print(f"rebuild / cold           {rebuild / cold:6.3f}     (goal: under 0.1)")
-    print(f"image size               {_mb(image.attrs['Size'])}   (base image {_mb(base.attrs['Size'])}, "
-          f"+{_mb(image.attrs['Size'] - base.attrs['Size'])})")
-    print(f"  of which service layers {_mb(image.attrs['Size'] - dependencies.attrs['Size'])}"
-          "   (runtime, api files, code)")
+    print(
+        f"image size               {_mb(image.attrs['Size'])}   (base image {_mb(base.attrs['Size'])}, "
+        f"+{_mb(image.attrs['Size'] - base.attrs['Size'])})"
+    )
+    print(
+        f"  of which service layers {_mb(image.attrs['Size'] - dependencies.attrs['Size'])}"
+        "   (runtime, api files, code)"
+    )
 
 
 def _remove(client, tag: str) -> None:

@@ -166,7 +166,9 @@ class Http:
         if connection is None:
             connection = self.connections[client] = http.client.HTTPConnection(*self.address, timeout=120)
         index = made % len(self.bodies)
-        connection.request("POST", "/api/v1/process", self.bodies[index], {"Content-Type": "application/json"})
+        connection.request(
+            "POST", "/api/v1/process", self.bodies[index], {"Content-Type": "application/json"}
+        )
         response = connection.getresponse()
         body = response.read()
         if response.status != 200 or json.loads(body) != self.expected[index]:
@@ -198,8 +200,10 @@ def ensure_image(engine, tag: str) -> None:
     from pesto_pack.build.engine_images import image_id
 
     if image_id(engine, tag) is None:
-        sys.exit(f"{tag} is not in the engine: build it first (`python "
-                 "example_project/scripts/make_checkpoint.py && pesto-pack build example_project`)")
+        sys.exit(
+            f"{tag} is not in the engine: build it first (`python "
+            "example_project/scripts/make_checkpoint.py && pesto-pack build example_project`)"
+        )
 
 
 def start_times(tag: str, starts: int, threads: int) -> list[float]:
@@ -219,8 +223,10 @@ def image_size(engine, tag: str) -> int:
 
 
 def row(name: str, clients: int, cell: Cell) -> str:
-    return (f"| {name} | {clients} | {1000 * cell.percentile(50):.0f} | {1000 * cell.percentile(99):.0f} "
-            f"| {cell.rate:.1f} | {1000 * cell.cpu_per_answer:.0f} | {len(cell.latencies)} |")
+    return (
+        f"| {name} | {clients} | {1000 * cell.percentile(50):.0f} | {1000 * cell.percentile(99):.0f} "
+        f"| {cell.rate:.1f} | {1000 * cell.cpu_per_answer:.0f} | {len(cell.latencies)} |"
+    )
 
 
 def main() -> int:
@@ -256,7 +262,9 @@ def main() -> int:
         if key not in best or cell.rate > best[key].rate:
             best[key] = cell
 
-    service = containers.start(args.image, start_timeout=300, environment={"OMP_NUM_THREADS": str(args.threads)})
+    service = containers.start(
+        args.image, start_timeout=300, environment={"OMP_NUM_THREADS": str(args.threads)}
+    )
     try:
         pid = engine.containers.get(service.name).attrs["State"]["Pid"]
         client = Http(service.url, pid, bodies, answers)
@@ -279,9 +287,11 @@ def main() -> int:
     size, base_size = image_size(engine, args.image), image_size(engine, args.base_image)
     load_after = os.getloadavg()
 
-    print(f"\n{args.image}: {len(values)} test photos in turn, torch threads {args.threads} on both sides, "
-          f"{args.rounds} x {args.seconds:g} s per cell (best kept); load average "
-          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, {os.cpu_count()} CPUs\n")
+    print(
+        f"\n{args.image}: {len(values)} test photos in turn, torch threads {args.threads} on both sides, "
+        f"{args.rounds} x {args.seconds:g} s per cell (best kept); load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, {os.cpu_count()} CPUs\n"
+    )
     print("| what | concurrency | p50 ms | p99 ms | requests/s | CPU ms/answer | answers |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for clients in CONCURRENCY:
@@ -291,15 +301,19 @@ def main() -> int:
     print("| --- | --- | --- | --- |")
     for clients in CONCURRENCY:
         http_cell, direct_cell = best[("HTTP", clients)], best[("decode + process()", clients)]
-        print(f"| concurrency {clients} | {http_cell.percentile(50) / direct_cell.percentile(50):.2f}x "
-              f"| {direct_cell.rate / http_cell.rate:.2f}x "
-              f"| {http_cell.cpu_per_answer / direct_cell.cpu_per_answer:.2f}x |")
+        print(
+            f"| concurrency {clients} | {http_cell.percentile(50) / direct_cell.percentile(50):.2f}x "
+            f"| {direct_cell.rate / http_cell.rate:.2f}x "
+            f"| {http_cell.cpu_per_answer / direct_cell.cpu_per_answer:.2f}x |"
+        )
     print("\n| image | size |\n| --- | --- |")
     print(f"| {args.image} | {size / 1e9:.2f} GB ({size / 2**30:.2f} GiB) |")
     print(f"| {args.base_image} (its base) | {base_size / 1e6:.0f} MB |")
-    print(f"\nstart to ready ({args.starts} starts): median {statistics.median(starts):.1f} s, "
-          f"min {min(starts):.1f} s, max {max(starts):.1f} s "
-          "(containers.start polls /api/v1/ready with a backoff of up to 0.5 s)")
+    print(
+        f"\nstart to ready ({args.starts} starts): median {statistics.median(starts):.1f} s, "
+        f"min {min(starts):.1f} s, max {max(starts):.1f} s "
+        "(containers.start polls /api/v1/ready with a backoff of up to 0.5 s)"
+    )
     return 0
 
 

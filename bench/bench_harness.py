@@ -44,7 +44,16 @@ def write_folders(root: Path, count: int) -> None:
 
 def pytest_session(root: Path, url: str) -> float:
     """Seconds for one `pytest --pesto-url` run over `root`; every item must pass."""
-    command = [sys.executable, "-m", "pytest", f"--pesto-url={url}", "-q", "-p", "no:cacheprovider", str(root)]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--pesto-url={url}",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        str(root),
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=root, capture_output=True, text=True)
     elapsed = time.perf_counter() - started

@@ -53,8 +53,22 @@ def redis_server(parent: Path):
     port = free_port()
     with open(folder / "redis.log", "wb") as log:
         process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-             "--appendonly", "yes", "--save", ""], stdout=log, stderr=subprocess.STDOUT)
+            [
+                REDIS_SERVER,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(folder),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     try:
@@ -77,7 +91,10 @@ def replica(folder: Path, env: dict):
     log = open(folder / f"replica-{port}.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [str(PESTO_SERVE), str(PROJECT), "--port", str(port), "--slots", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -121,16 +138,20 @@ def overhead(folder: Path, count: int) -> None:
     print(f"\n## Per-job overhead: no-op process(), one job at a time, {count} jobs")
     results = {}
     with redis_server(folder) as (url, _):
-        for name, env in (("folder", {"PESTO_JOBS_DIR": str(folder / "jobs")}),
-                          ("redis", {"PESTO_JOBS_URL": url})):
+        for name, env in (
+            ("folder", {"PESTO_JOBS_DIR": str(folder / "jobs")}),
+            ("redis", {"PESTO_JOBS_URL": url}),
+        ):
             with replica(folder, env) as service:
                 submit_to_done(service, 20)  # warm up
                 results[name] = submit_to_done(service, count)
     for name, (done, posted) in results.items():
-        print(f"{name:7s} POST→DONE p50 {percentile(done, .5) * 1000:6.2f} ms  "
-              f"p90 {percentile(done, .9) * 1000:6.2f} ms   POST alone p50 "
-              f"{percentile(posted, .5) * 1000:6.2f} ms")
-    difference = percentile(results["redis"][0], .5) - percentile(results["folder"][0], .5)
+        print(
+            f"{name:7s} POST→DONE p50 {percentile(done, 0.5) * 1000:6.2f} ms  "
+            f"p90 {percentile(done, 0.9) * 1000:6.2f} ms   POST alone p50 "
+            f"{percentile(posted, 0.5) * 1000:6.2f} ms"
+        )
+    difference = percentile(results["redis"][0], 0.5) - percentile(results["folder"][0], 0.5)
     print(f"redis - folder, p50 POST→DONE: {difference * 1000:+.2f} ms (goal: at most +2 ms)")
 
 
@@ -139,8 +160,10 @@ def throughput(folder: Path, count: int) -> None:
     rates = {}
     for replicas in (1, 2, 4):
         rates[replicas] = jobs_per_second(folder, replicas, count)
-        print(f"{replicas} replica(s): {rates[replicas]:6.1f} jobs/s  "
-              f"({rates[replicas] / rates[1]:.2f} x one replica; ideal {20 * replicas} jobs/s)")
+        print(
+            f"{replicas} replica(s): {rates[replicas]:6.1f} jobs/s  "
+            f"({rates[replicas] / rates[1]:.2f} x one replica; ideal {20 * replicas} jobs/s)"
+        )
 
 
 def jobs_per_second(folder: Path, replicas: int, count: int) -> float:
@@ -164,8 +187,9 @@ def jobs_per_second(folder: Path, replicas: int, count: int) -> float:
 
         def post(n):
             body = {"tag": f"t{n}", "seconds": 0.05}
-            return requests.post(urls[n % len(urls)] + "/api/v1/process", json=body,
-                                 headers={"Connection": "close"}).status_code
+            return requests.post(
+                urls[n % len(urls)] + "/api/v1/process", json=body, headers={"Connection": "close"}
+            ).status_code
 
         watcher = threading.Thread(target=watch)
         watcher.start()
@@ -188,9 +212,12 @@ def memory(folder: Path, volume: Path | None = None) -> None:
         with replica(folder, env) as service:
             before = client.info("memory")["used_memory"]
             started = time.perf_counter()
-            ids = [requests.post(service + "/api/v1/process",
-                                 json={"tag": f"m{n}", "size": size}).json()["jobId"]
-                   for n in range(20)]
+            ids = [
+                requests.post(service + "/api/v1/process", json={"tag": f"m{n}", "size": size}).json()[
+                    "jobId"
+                ]
+                for n in range(20)
+            ]
             while int(client.hget("pesto:counts", "DONE") or 0) < 20:
                 time.sleep(0.05)
             elapsed = time.perf_counter() - started
@@ -200,10 +227,12 @@ def memory(folder: Path, volume: Path | None = None) -> None:
             fetch_ms = (time.perf_counter() - fetched) * 1000
             assert len(body) == size
     used = info["used_memory"] - before
-    print(f"used_memory: {before / 2**20:.1f} MiB before, {info['used_memory'] / 2**20:.1f} MiB "
-          f"after (+{used / 2**20:.1f} MiB, {used / 20 / 2**20:.2f} MiB per job of "
-          f"{size / 2**20:.0f} MiB); peak {info['used_memory_peak'] / 2**20:.1f} MiB; "
-          f"RSS {info['used_memory_rss'] / 2**20:.1f} MiB")
+    print(
+        f"used_memory: {before / 2**20:.1f} MiB before, {info['used_memory'] / 2**20:.1f} MiB "
+        f"after (+{used / 2**20:.1f} MiB, {used / 20 / 2**20:.2f} MiB per job of "
+        f"{size / 2**20:.0f} MiB); peak {info['used_memory_peak'] / 2**20:.1f} MiB; "
+        f"RSS {info['used_memory_rss'] / 2**20:.1f} MiB"
+    )
     print(f"20 jobs DONE in {elapsed:.2f} s; one 16 MB result read back in {fetch_ms:.0f} ms")
 
 
@@ -213,8 +242,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer jobs: checks the bench")
     args = parser.parse_args()
     count = 60 if args.quick else args.jobs
-    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
-          f"(1, 5, 15 min), {os.cpu_count()} CPUs")
+    print(
+        f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
+        f"(1, 5, 15 min), {os.cpu_count()} CPUs"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as folder:
         overhead(Path(folder), count)
         throughput(Path(folder), max(count, 200) if not args.quick else 120)

@@ -53,7 +53,9 @@ def start(project: Path, page: bool) -> tuple[subprocess.Popen, str, float]:
     started = time.perf_counter()
     process = subprocess.Popen(
         [str(PESTO_SERVE), str(project), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     while True:
         try:
@@ -96,8 +98,10 @@ def start_times(project: Path, starts: int) -> None:
     print(f"## Start to ready, {project.name}, {starts} starts each, taking turns")
     for page in (True, False):
         values = times[page]
-        print(f"  PESTO_PAGE={int(page)}  median {statistics.median(values) * 1000:6.0f} ms   "
-              f"min {min(values) * 1000:6.0f} ms   max {max(values) * 1000:6.0f} ms")
+        print(
+            f"  PESTO_PAGE={int(page)}  median {statistics.median(values) * 1000:6.0f} ms   "
+            f"min {min(values) * 1000:6.0f} ms   max {max(values) * 1000:6.0f} ms"
+        )
     ratio = statistics.median(times[True]) / statistics.median(times[False])
     print(f"  ratio with/without: {ratio:.3f}")
 
@@ -121,15 +125,20 @@ def mount_cost(project: Path) -> None:
         "    print(imported, time.perf_counter() - started)\n"
     )
     runs = [
-        [float(x) for x in subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout.split()]
+        [
+            float(x)
+            for x in subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout.split()
+        ]
         for _ in range(5)
     ]
     imported = statistics.median(run[0] for run in runs)
     mounted = statistics.median(run[1] for run in runs)
-    print(f"## In-process, median of 5 fresh interpreters: importing pesto_serve.page "
-          f"{imported * 1000:.2f} ms, mounting it (first time) {mounted * 1000:.2f} ms")
+    print(
+        f"## In-process, median of 5 fresh interpreters: importing pesto_serve.page "
+        f"{imported * 1000:.2f} ms, mounting it (first time) {mounted * 1000:.2f} ms"
+    )
 
 
 def load_times(url: str) -> None:
@@ -139,7 +148,9 @@ def load_times(url: str) -> None:
         for path in PAGE_PATHS:
             get(url + path)
         rounds.append(time.perf_counter() - started)
-    print(f"## GET / and its files over loopback: median {statistics.median(rounds) * 1000:.1f} ms (50 rounds)")
+    print(
+        f"## GET / and its files over loopback: median {statistics.median(rounds) * 1000:.1f} ms (50 rounds)"
+    )
 
 
 def browser_time(url: str) -> None:
@@ -155,12 +166,21 @@ def browser_time(url: str) -> None:
         return
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
         options.add_argument(flag)
     with tempfile.TemporaryDirectory() as profile:
         options.add_argument(f"--user-data-dir={profile}")
-        driver = webdriver.Chrome(service=ChromeService(executable_path="/usr/bin/chromedriver"), options=options)
+        driver = webdriver.Chrome(
+            service=ChromeService(executable_path="/usr/bin/chromedriver"), options=options
+        )
         try:
             times = []
             for _ in range(10):
@@ -171,8 +191,10 @@ def browser_time(url: str) -> None:
                 times.append(time.perf_counter() - started)
         finally:
             driver.quit()
-    print(f"## Headless Chromium, navigation to the form shown: median {statistics.median(times) * 1000:.0f} ms "
-          f"(min {min(times) * 1000:.0f}, 10 loads, cache on)")
+    print(
+        f"## Headless Chromium, navigation to the form shown: median {statistics.median(times) * 1000:.0f} ms "
+        f"(min {min(times) * 1000:.0f}, 10 loads, cache on)"
+    )
 
 
 def main() -> None:
@@ -181,7 +203,9 @@ def main() -> None:
     parser.add_argument("--project", type=Path, default=REPO / "tests" / "projects" / "template")
     parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
-    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs"
+    )
     process, url, _seconds = start(args.project, page=True)
     try:
         sizes(url)

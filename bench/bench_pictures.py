@@ -57,7 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per figure (default 7)")
     args = parser.parse_args()
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; median of {args.repeat} runs: CPU ms (wall ms)")
+    print(
+        f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; median of {args.repeat} runs: CPU ms (wall ms)"
+    )
     print(f"{'case':32} {'compare':>16} {'draw':>16} {'sheet':>16} {'ratio':>6}  PNG diff / sheet")
     for name, shape, dtype in CASES:
         print(measure(name, *pair(shape, dtype), args.repeat))
@@ -74,6 +76,7 @@ def measure(name: str, expected: str, actual: str, repeat: int) -> str:
     cells = [f"{cpu:6.0f} ({wall:5.0f})" for cpu, wall, _ in (compare, draw, sheet)]
     sizes = f"{len(pictures.difference) // 1024} KiB / {len(sheet[2]) // 1024} KiB"
     return f"{name:32} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} {ratio:6.2f}  {sizes}"
+
 
 if __name__ == "__main__":
     main()

@@ -71,8 +71,11 @@ def main() -> int:
             with http_service(project) as service:  # as fresh as run's: first uses cost alike
                 rounds["HTTP"].append(run_http(project, service, inputs, root / f"http-{round_number}"))
             (http_seconds, http_cpu) = rounds["HTTP"][-1]
-            print(f"round {round_number + 1}: run {seconds:.3f} s (CPU {cpu:.3f} s), HTTP "
-                  f"{http_seconds:.3f} s (CPU {http_cpu:.3f} s)", file=sys.stderr)
+            print(
+                f"round {round_number + 1}: run {seconds:.3f} s (CPU {cpu:.3f} s), HTTP "
+                f"{http_seconds:.3f} s (CPU {http_cpu:.3f} s)",
+                file=sys.stderr,
+            )
             same_answers(project, root / f"run-{round_number}", root / f"http-{round_number}", inputs)
         report(args, rounds, min(walls))
     return 0
@@ -96,9 +99,22 @@ def run_batch(project: Path, inputs: list[Path], out: Path) -> tuple[float, floa
     included)."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "pesto_serve.cli", "run", str(project), "--input-dir",
-         str(inputs[0].parent.parent), "--output-dir", str(out), "--progress", "lines"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pesto_serve.cli",
+            "run",
+            str(project),
+            "--input-dir",
+            str(inputs[0].parent.parent),
+            "--output-dir",
+            str(out),
+            "--progress",
+            "lines",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     wall = time.perf_counter() - started
     found = RAN.search(done.stderr)
@@ -119,7 +135,8 @@ class http_service:
             self.port = probe.getsockname()[1]
         self.child = subprocess.Popen(
             [sys.executable, "-m", "pesto_serve.cli", str(self.project), "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
@@ -191,20 +208,26 @@ def same_answers(project: Path, run_out: Path, http_out: Path, inputs: list[Path
 
 def report(args, rounds: dict[str, list[tuple[float, float]]], run_wall: float) -> None:
     load_average = Path("/proc/loadavg").read_text().split()[:3]
-    print(f"{args.items} images of {args.size}x{args.size} RGB, {args.rounds} rounds; "
-          f"load average {' '.join(load_average)} on {os.cpu_count()} CPUs")
+    print(
+        f"{args.items} images of {args.size}x{args.size} RGB, {args.rounds} rounds; "
+        f"load average {' '.join(load_average)} on {os.cpu_count()} CPUs"
+    )
     print(f"{'side':<6} {'statistic':<9} {'seconds':>8} {'items/s':>8} {'ms/item':>8} {'CPU ms/item':>12}")
     figures = {}
     for side, measured in rounds.items():
         for name, pick in (("best", min), ("median", statistics.median)):
             seconds, cpu = pick(m[0] for m in measured), pick(m[1] for m in measured)
             figures[side, name] = seconds, cpu
-            print(f"{side:<6} {name:<9} {seconds:>8.3f} {args.items / seconds:>8.1f} "
-                  f"{1000 * seconds / args.items:>8.2f} {1000 * cpu / args.items:>12.2f}")
+            print(
+                f"{side:<6} {name:<9} {seconds:>8.3f} {args.items / seconds:>8.1f} "
+                f"{1000 * seconds / args.items:>8.2f} {1000 * cpu / args.items:>12.2f}"
+            )
     for name in ("best", "median"):
         run, http = figures["run", name], figures["HTTP", name]
-        print(f"run / HTTP ({name}): time {run[0] / http[0]:.2f}, CPU {run[1] / http[1]:.2f} "
-              "(below 1: run is faster, or cheaper)")
+        print(
+            f"run / HTTP ({name}): time {run[0] / http[0]:.2f}, CPU {run[1] / http[1]:.2f} "
+            "(below 1: run is faster, or cheaper)"
+        )
     print(f"run's whole command, start-up and on_start() included: {run_wall:.2f} s (best round)")
 
 

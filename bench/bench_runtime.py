@@ -71,10 +71,17 @@ class Budget:
 
     def quick(self) -> "Budget":
         return Budget(
-            noop_seconds=2, noop_rounds=1, warmup_seconds=1, sleep_seconds=2,
+            noop_seconds=2,
+            noop_rounds=1,
+            warmup_seconds=1,
+            sleep_seconds=2,
             image_seconds={size: s / 4 for size, s in self.image_seconds.items()},
-            image_minimum={256: 3, 1024: 2, 4096: 1}, memory_requests=1_000, memory_seconds=20.0,
-            large_size=2048, large_requests=6, flood_requests=10,
+            image_minimum={256: 3, 1024: 2, 4096: 1},
+            memory_requests=1_000,
+            memory_seconds=20.0,
+            large_size=2048,
+            large_requests=6,
+            flood_requests=10,
         )
 
 
@@ -107,7 +114,8 @@ def ensure_venv(name: str, requirements: list[str], fingerprint: str = "") -> Pa
     with log.open("w") as out:
         result = subprocess.run(
             [folder / "bin" / "pip", "install", "--disable-pip-version-check", *requirements],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     if result.returncode != 0:
         sys.exit(f"pip could not install {requirements} in {folder}; see {log}")
@@ -135,9 +143,20 @@ def install_toolkit() -> Path:
     digest = tree_digest(source)
     if not marker.exists() or marker.read_text() != digest:
         subprocess.run(
-            [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-deps",
-             "--no-build-isolation", "--force-reinstall", "-q", source],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                python,
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--no-build-isolation",
+                "--force-reinstall",
+                "-q",
+                source,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         marker.write_text(digest)
     return python
@@ -299,8 +318,18 @@ def wrk_load(wrk: str, port: int, body: Path, connections: int, seconds: int) ->
     server on a small machine, and one thread is how the figures quoted in the issues were
     taken, so the two agree."""
     command = [
-        wrk, "-t", "1", "-c", str(connections), "-d", f"{seconds}s",
-        "--timeout", "30s", "-s", str(HERE / "post.lua"), f"http://127.0.0.1:{port}{PROCESS}",
+        wrk,
+        "-t",
+        "1",
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(HERE / "post.lua"),
+        f"http://127.0.0.1:{port}{PROCESS}",
     ]
     result = subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, "BENCH_BODY": str(body)}
@@ -399,9 +428,12 @@ def measure_footprint(services: list[Service], body: bytes, budget: Budget, resu
             sys.exit(f"{service.name} did not echo the body: {answer[:300]!r}")
         walls = [wall for wall, _ in starts[service.name]]
         results.footprint[service.name] = {
-            "start_s": statistics.median(walls), "start_best_s": min(walls), "starts_s": walls,
+            "start_s": statistics.median(walls),
+            "start_best_s": min(walls),
+            "starts_s": walls,
             "start_cpu_s": statistics.median(cpu for _, cpu in starts[service.name]),
-            "rss_mb": rss, "requests": counts,
+            "rss_mb": rss,
+            "requests": counts,
         }
 
 
@@ -421,23 +453,29 @@ def measure_noop(wrk: str, services: list[Service], body: Path, budget: Budget, 
         best = max(loads, key=lambda load: load.ok_per_second)
         rates = sorted(load.ok_per_second for load in loads)
         results.noop[f"{name}|{connections}"] = {
-            "service": name, "connections": connections, "ok_per_s": best.ok_per_second,
-            "median_ok_per_s": statistics.median(rates), "min_ok_per_s": rates[0],
-            "p50_ms": best.p50_ms, "p99_ms": best.p99_ms,
+            "service": name,
+            "connections": connections,
+            "ok_per_s": best.ok_per_second,
+            "median_ok_per_s": statistics.median(rates),
+            "min_ok_per_s": rates[0],
+            "p50_ms": best.p50_ms,
+            "p99_ms": best.p99_ms,
             "cpu_us": min(load.cpu_us for load in loads),
             "all_per_s": [load.requests / load.seconds for load in loads],
             "rounds_ok_per_s": [load.ok_per_second for load in loads],
             "requests": sum(load.requests for load in loads),
             "429": sum(load.count(429, 429) for load in loads),
             "5xx": sum(load.count(500, 599) for load in loads),
-            "other_non_2xx": sum(load.requests - load.ok - load.count(429, 429) - load.count(500, 599)
-                                 for load in loads),
+            "other_non_2xx": sum(
+                load.requests - load.ok - load.count(429, 429) - load.count(500, 599) for load in loads
+            ),
             "socket_errors": sum(load.socket_errors for load in loads),
         }
 
 
-def measure_images(services: list[Service], pesto_python: Path, images: Path, budget: Budget,
-                   results: Results) -> None:
+def measure_images(
+    services: list[Service], pesto_python: Path, images: Path, budget: Budget, results: Results
+) -> None:
     """Rounds of one request to each service and one floor round trip, so that load from
     elsewhere on the machine falls on all three alike; wall time and CPU time per image."""
     clients = [Client(service.port) for service in services]
@@ -446,14 +484,19 @@ def measure_images(services: list[Service], pesto_python: Path, images: Path, bu
             body = (images / f"{size}.json").read_bytes()
             floor = subprocess.Popen(
                 [pesto_python, HERE / "images.py", "floor", images / f"{size}.png"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             samples: dict[str, list[tuple[float, float]]] = {}
             started = time.perf_counter()
             seconds = budget.image_seconds[size]
             try:
                 while not samples or (
-                    (len(samples["floor"]) < budget.image_minimum[size] or time.perf_counter() - started < seconds)
+                    (
+                        len(samples["floor"]) < budget.image_minimum[size]
+                        or time.perf_counter() - started < seconds
+                    )
                     and time.perf_counter() - started < IMAGE_TIME_CAP * seconds
                 ):
                     for service, client in zip(services, clients, strict=True):
@@ -472,9 +515,14 @@ def measure_images(services: list[Service], pesto_python: Path, images: Path, bu
             for name, pairs in samples.items():
                 walls, cpus = [wall for wall, _ in pairs], [cpu for _, cpu in pairs]
                 results.images[f"{name}|{size}"] = {
-                    "service": name, "size": size, "n": len(pairs), "p50_s": statistics.median(walls),
-                    "best_s": min(walls), "per_s": len(walls) / sum(walls),
-                    "cpu_s": statistics.median(cpus), "walls_s": walls,
+                    "service": name,
+                    "size": size,
+                    "n": len(pairs),
+                    "p50_s": statistics.median(walls),
+                    "best_s": min(walls),
+                    "per_s": len(walls) / sum(walls),
+                    "cpu_s": statistics.median(cpus),
+                    "walls_s": walls,
                 }
     finally:
         for client in clients:
@@ -487,17 +535,23 @@ def check_image(pesto_python: Path, png: Path, answer: bytes, name: str) -> None
     subprocess.run([pesto_python, HERE / "images.py", "check", png, path], check=True)
 
 
-def measure_concurrency(wrk: str, services: list[tuple[Service, int]], body: Path, budget: Budget,
-                        results: Results) -> None:
+def measure_concurrency(
+    wrk: str, services: list[tuple[Service, int]], body: Path, budget: Budget, results: Results
+) -> None:
     for service, slots in services:
         service.start()
         wrk_load(wrk, service.port, body, 8, budget.warmup_seconds)
         load = wrk_load(wrk, service.port, body, 8, budget.sleep_seconds)
         service.stop()
         results.concurrency[service.name] = {
-            "service": service.name, "slots": slots, "ok_per_s": load.ok_per_second,
-            "p50_ms": load.p50_ms, "p99_ms": load.p99_ms, "requests": load.requests,
-            "non_2xx": load.requests - load.ok, "socket_errors": load.socket_errors,
+            "service": service.name,
+            "slots": slots,
+            "ok_per_s": load.ok_per_second,
+            "p50_ms": load.p50_ms,
+            "p99_ms": load.p99_ms,
+            "requests": load.requests,
+            "non_2xx": load.requests - load.ok,
+            "socket_errors": load.socket_errors,
         }
 
 
@@ -552,8 +606,10 @@ def measure_flood(service: "Service", images: Path, budget: Budget, results: Res
     import threading
 
     body = (images / f"{budget.large_size}.json").read_bytes()
-    head = (f"POST {PROCESS} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST {PROCESS} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     service.start()
     try:
         client = Client(service.port)
@@ -586,12 +642,20 @@ def measure_flood(service: "Service", images: Path, budget: Budget, results: Res
     refusals = sorted(seconds for status, seconds in answers if status == 503)
     # The server's own access lines time a refusal from the body's arrival (the request is
     # complete) to the answer: the client's figure adds the body's transit through the sockets.
-    arrival = sorted(float(line.rsplit(" ", 1)[1].removesuffix("ms")) / 1000
-                     for line in service.log.read_text().splitlines() if f"POST {PROCESS} 503 " in line)
+    arrival = sorted(
+        float(line.rsplit(" ", 1)[1].removesuffix("ms")) / 1000
+        for line in service.log.read_text().splitlines()
+        if f"POST {PROCESS} 503 " in line
+    )
     results.flood = {
-        "requests": budget.flood_requests, "size": budget.large_size, "body_mb": len(body) / 1e6,
-        "statuses": statuses, "refusal_s": refusals, "refusal_after_arrival_s": arrival,
-        "single_peak_mb": single, "peak_mb": peak,
+        "requests": budget.flood_requests,
+        "size": budget.large_size,
+        "body_mb": len(body) / 1e6,
+        "statuses": statuses,
+        "refusal_s": refusals,
+        "refusal_after_arrival_s": arrival,
+        "single_peak_mb": single,
+        "peak_mb": peak,
         "healthy_after": healthy,
     }
 
@@ -610,7 +674,9 @@ def measure_slow_clients(service: "Service", results: Results, stalled: int = 50
         client.post(json.dumps(ECHO_BODY).encode())
         client.close()
         before = service.rss_mb()
-        headers_begun = f"POST {PROCESS} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n".encode()
+        headers_begun = (
+            f"POST {PROCESS} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n".encode()
+        )
         for _ in range(stalled):
             sockets.append(socket.create_connection(("127.0.0.1", service.port), timeout=10))
             sockets[-1].sendall(headers_begun)
@@ -628,7 +694,10 @@ def measure_slow_clients(service: "Service", results: Results, stalled: int = 50
                     sock.send(b" ")
 
         threading.Thread(target=trickle, daemon=True).start()
-        while len(list(Path(f"/proc/{pid}/fd").iterdir())) < stalled + slow and time.perf_counter() - opened < 30:
+        while (
+            len(list(Path(f"/proc/{pid}/fd").iterdir())) < stalled + slow
+            and time.perf_counter() - opened < 30
+        ):
             time.sleep(0.05)
         during = service.rss_mb()
         latencies = []
@@ -651,9 +720,14 @@ def measure_slow_clients(service: "Service", results: Results, stalled: int = 50
             sock.close()
         service.stop()
     results.slow = {
-        "stalled": stalled, "slow": slow, "rss_before_mb": before, "rss_during_mb": during,
+        "stalled": stalled,
+        "slow": slow,
+        "rss_before_mb": before,
+        "rss_during_mb": during,
         "kib_per_connection": (during - before) * 1024 / (stalled + slow),
-        "answer_s": latencies, "stalled_closed_after_s": closed_after, "slow_still_open": slow_open,
+        "answer_s": latencies,
+        "stalled_closed_after_s": closed_after,
+        "slow_still_open": slow_open,
     }
 
 
@@ -716,7 +790,8 @@ def noop_table(results: Results, budget: Budget) -> list[str]:
 def images_table(results: Results) -> list[str]:
     lines = []
     lines += [
-        "", "Image in, same image out (RGB PNG as base64 in JSON), one client, n rounds interleaving "
+        "",
+        "Image in, same image out (RGB PNG as base64 in JSON), one client, n rounds interleaving "
         "pesto-serve, the original and the floor; per image: req/s over all, median and best wall "
         "time, median CPU time (the server's; the floor's own); ratios of best times (of CPU)",
         "",
@@ -728,7 +803,12 @@ def images_table(results: Results) -> list[str]:
         pesto, original, floor = (results.images[f"{n}|{size}"] for n in ("pesto-serve", "original", "floor"))
         cells = [f"{size}²", str(pesto["n"])]
         for row in (pesto, original):
-            cells += [f"{row['per_s']:.2f}", f"{row['p50_s']:.3f}", f"{row['best_s']:.3f}", f"{row['cpu_s']:.3f}"]
+            cells += [
+                f"{row['per_s']:.2f}",
+                f"{row['p50_s']:.3f}",
+                f"{row['best_s']:.3f}",
+                f"{row['cpu_s']:.3f}",
+            ]
         cells += [f"{floor['p50_s']:.3f}", f"{floor['best_s']:.3f}", f"{floor['cpu_s']:.3f}"]
         for slow, fast in ((pesto, floor), (original, pesto)):
             cells.append(f"{slow['best_s'] / fast['best_s']:.2f} x ({slow['cpu_s'] / fast['cpu_s']:.2f} x)")
@@ -739,8 +819,8 @@ def images_table(results: Results) -> list[str]:
 def concurrency_table(results: Results, budget: Budget) -> list[str]:
     lines = []
     lines += [
-        "", f"Concurrency: process() waits 50 ms without the GIL, 8 connections, "
-        f"{budget.sleep_seconds:g} s",
+        "",
+        f"Concurrency: process() waits 50 ms without the GIL, 8 connections, {budget.sleep_seconds:g} s",
         "",
         "| service | slots | 2xx req/s | p50 ms | p99 ms | non-2xx |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -756,7 +836,8 @@ def concurrency_table(results: Results, budget: Budget) -> list[str]:
 def footprint_table(results: Results) -> list[str]:
     lines = []
     lines += [
-        "", f"Footprint on the no-op project: start to first 200 on {HEALTH} (median and best of {STARTS}), "
+        "",
+        f"Footprint on the no-op project: start to first 200 on {HEALTH} (median and best of {STARTS}), "
         f"resident memory (VmRSS)",
         "",
         "| service | start s | best s | CPU s at first 200 | RSS at start MB | after N requests | "
@@ -777,15 +858,18 @@ def large_table(results: Results) -> list[str]:
     rows = {name: row for name, row in results.large.items() if name != "size"}
     body = next(iter(rows.values()))["body_mb"]
     lines = [
-        "", f"Large images: {size}x{size} RGB PNGs ({body:.1f} MB of JSON each) echoed one after another "
+        "",
+        f"Large images: {size}x{size} RGB PNGs ({body:.1f} MB of JSON each) echoed one after another "
         "by a one-slot service, the two runs interleaved request by request; RSS (MB) after each request",
         "",
         "| malloc arenas | s per request (median) | peak for one request MB | peak MB | RSS after each request MB |",
         "| --- | ---: | ---: | ---: | --- |",
     ]
     for name, row in rows.items():
-        lines.append(f"| {name} | {row['s_per_request']:.2f} | {row['single_peak_mb']:.0f} | {row['peak_mb']:.0f} | "
-                     f"{', '.join(f'{mb:.0f}' for mb in row['rss_mb'])} |")
+        lines.append(
+            f"| {name} | {row['s_per_request']:.2f} | {row['single_peak_mb']:.0f} | {row['peak_mb']:.0f} | "
+            f"{', '.join(f'{mb:.0f}' for mb in row['rss_mb'])} |"
+        )
     return lines
 
 
@@ -793,14 +877,19 @@ def flood_table(results: Results) -> list[str]:
     row = results.flood
     refusals = row["refusal_s"]
     return [
-        "", f"Flood: {row['requests']} concurrent {row['size']}² requests ({row['body_mb']:.1f} MB each) to "
+        "",
+        f"Flood: {row['requests']} concurrent {row['size']}² requests ({row['body_mb']:.1f} MB each) to "
         "the image echo with 1 slot and a queue of 4",
         "",
         "| statuses | refusals: s after the body arrived (server) | s after the client sent it (min / median / max) "
         "| peak for one request MB | flood peak MB | healthy after |",
         "| --- | --- | --- | ---: | ---: | --- |",
         f"| {json.dumps(row['statuses'])} | {max(row['refusal_after_arrival_s'], default=0):.3f} at most | "
-        + (f"{refusals[0]:.2f} / {statistics.median(refusals):.2f} / {refusals[-1]:.2f}" if refusals else "none")
+        + (
+            f"{refusals[0]:.2f} / {statistics.median(refusals):.2f} / {refusals[-1]:.2f}"
+            if refusals
+            else "none"
+        )
         + f" | {row['single_peak_mb']:.0f} | {row['peak_mb']:.0f} ({row['peak_mb'] / row['single_peak_mb']:.1f} x) | "
         f"{'yes' if row['healthy_after'] else 'NO'} |",
     ]
@@ -810,7 +899,8 @@ def slow_table(results: Results) -> list[str]:
     row = results.slow
     closed = row["stalled_closed_after_s"]
     return [
-        "", f"Slow clients on the no-op project: {row['stalled']} connections stalled in their headers and "
+        "",
+        f"Slow clients on the no-op project: {row['stalled']} connections stalled in their headers and "
         f"{row['slow']} sending their body a byte a second",
         "",
         "| RSS before MB | with them MB | KiB per connection | a normal request beside them s (max of 5) | "
@@ -829,28 +919,52 @@ def goals(results: Results) -> list[tuple[str, str, bool]]:
     if results.large:
         capped, default = results.large["capped (pesto default)"], results.large["glibc default"]
         rss = capped["rss_mb"]
-        checks.append((f"{len(rss)} large images one after another: RSS at the end ≤ 2 x after the first 2",
-                       f"{rss[-1]:.0f} MB against {rss[1]:.0f} MB ({rss[-1] / rss[1]:.2f} x; glibc's default "
-                       f"arenas: {default['rss_mb'][-1]:.0f} MB)", rss[-1] <= 2 * rss[1]))
+        checks.append(
+            (
+                f"{len(rss)} large images one after another: RSS at the end ≤ 2 x after the first 2",
+                f"{rss[-1]:.0f} MB against {rss[1]:.0f} MB ({rss[-1] / rss[1]:.2f} x; glibc's default "
+                f"arenas: {default['rss_mb'][-1]:.0f} MB)",
+                rss[-1] <= 2 * rss[1],
+            )
+        )
         speed = capped["s_per_request"] / default["s_per_request"]
-        checks.append(("large images: the arena cap at the same speed (within 5%)",
-                       f"{speed:.3f} x glibc default's time per request", speed <= 1.05))
+        checks.append(
+            (
+                "large images: the arena cap at the same speed (within 5%)",
+                f"{speed:.3f} x glibc default's time per request",
+                speed <= 1.05,
+            )
+        )
     if results.flood:
         row = results.flood
         ratio = row["peak_mb"] / row["single_peak_mb"]
         checks.append(("flood: peak < 4 x one request's peak", f"{ratio:.2f} x", ratio < 4))
         late = max(row["refusal_after_arrival_s"], default=0.0)
-        checks.append(("flood: refusals within 1 s of the body's arrival",
-                       f"{late:.3f} s at most (the client saw {max(row['refusal_s'], default=0.0):.2f} s "
-                       "after sending, the body's transit included)", late <= 1.0))
+        checks.append(
+            (
+                "flood: refusals within 1 s of the body's arrival",
+                f"{late:.3f} s at most (the client saw {max(row['refusal_s'], default=0.0):.2f} s "
+                "after sending, the body's transit included)",
+                late <= 1.0,
+            )
+        )
     if results.slow:
         row = results.slow
-        checks.append((f"slow clients: a normal request within 1 s beside {row['stalled']} stalled and {row['slow']} slow",
-                       f"{max(row['answer_s']):.3f} s at most", max(row["answer_s"]) <= 1.0))
+        checks.append(
+            (
+                f"slow clients: a normal request within 1 s beside {row['stalled']} stalled and {row['slow']} slow",
+                f"{max(row['answer_s']):.3f} s at most",
+                max(row["answer_s"]) <= 1.0,
+            )
+        )
         closed = row["stalled_closed_after_s"]
-        checks.append(("slow clients: stalled headers closed after PESTO_HEADER_TIMEOUT (10 s)",
-                       "not within 150 s" if closed is None else f"all within {closed:.1f} s",
-                       closed is not None and closed < 20))
+        checks.append(
+            (
+                "slow clients: stalled headers closed after PESTO_HEADER_TIMEOUT (10 s)",
+                "not within 150 s" if closed is None else f"all within {closed:.1f} s",
+                closed is not None and closed < 20,
+            )
+        )
     return checks
 
 
@@ -862,40 +976,62 @@ def classic_goals(results: Results) -> list[tuple[str, str, bool]]:
         ratio = pesto["ok_per_s"] / bare["ok_per_s"]
         median = pesto["median_ok_per_s"] / bare["median_ok_per_s"]
         by_cpu = bare["cpu_us"] / pesto["cpu_us"]
-        checks.append((f"no-op c={c}: ≥ 0.9 x bare stack's req/s (best rounds)",
-                       f"{ratio:.2f} x (medians: {median:.2f} x; by CPU per answer: {by_cpu:.2f} x)",
-                       ratio >= 0.9))
+        checks.append(
+            (
+                f"no-op c={c}: ≥ 0.9 x bare stack's req/s (best rounds)",
+                f"{ratio:.2f} x (medians: {median:.2f} x; by CPU per answer: {by_cpu:.2f} x)",
+                ratio >= 0.9,
+            )
+        )
     c1 = noop["pesto-serve|1"]["ok_per_s"] / noop["original|1"]["ok_per_s"]
     checks.append(("no-op c=1: about 10 x the original", f"{c1:.1f} x", c1 >= 10))
     refused = noop["pesto-serve|8"]["429"] + noop["pesto-serve|8"]["5xx"]
     checks.append(("no-op c=8: no 429, no 5xx", f"{refused} refused", refused == 0))
     pesto, floor = images["pesto-serve|1024"], images["floor|1024"]
     ratio = pesto["best_s"] / floor["best_s"]
-    checks.append(("image 1024²: ≤ 1.1 x the floor's time per image (best)",
-                   f"{ratio:.2f} x (p50: {pesto['p50_s'] / floor['p50_s']:.2f} x, "
-                   f"CPU: {pesto['cpu_s'] / floor['cpu_s']:.2f} x)", ratio <= 1.1))
+    checks.append(
+        (
+            "image 1024²: ≤ 1.1 x the floor's time per image (best)",
+            f"{ratio:.2f} x (p50: {pesto['p50_s'] / floor['p50_s']:.2f} x, "
+            f"CPU: {pesto['cpu_s'] / floor['cpu_s']:.2f} x)",
+            ratio <= 1.1,
+        )
+    )
     for size in IMAGE_SIZES:
         original, pesto = images[f"original|{size}"], images[f"pesto-serve|{size}"]
         ratio = original["best_s"] / pesto["best_s"]
-        checks.append((f"image {size}²: faster than the original (best)",
-                       f"{ratio:.2f} x (p50: {original['p50_s'] / pesto['p50_s']:.2f} x, "
-                       f"CPU: {original['cpu_s'] / pesto['cpu_s']:.2f} x)", ratio > 1))
+        checks.append(
+            (
+                f"image {size}²: faster than the original (best)",
+                f"{ratio:.2f} x (p50: {original['p50_s'] / pesto['p50_s']:.2f} x, "
+                f"CPU: {original['cpu_s'] / pesto['cpu_s']:.2f} x)",
+                ratio > 1,
+            )
+        )
     one, four = (results.concurrency[f"pesto-serve {n} slot{'s' * (n > 1)}"]["ok_per_s"] for n in (1, 4))
     checks.append(("4 slots ≥ 3.5 x 1 slot", f"{four / one:.2f} x", four / one >= 3.5))
     pesto = footprint["pesto-serve"]
     original = footprint["original"]
     bare = footprint["bare bottle+waitress"]
-    checks.append(("start ≤ 2 x the bare app's to first 200 (best)",
-                   f"{pesto['start_best_s']:.3f} s against {bare['start_best_s']:.3f} s "
-                   f"({pesto['start_best_s'] / bare['start_best_s']:.2f} x; median {pesto['start_s']:.3f} s, CPU "
-                   f"{pesto['start_cpu_s']:.2f} s; original {original['start_best_s']:.3f} s)",
-                   pesto["start_best_s"] <= 2 * bare["start_best_s"]))
+    checks.append(
+        (
+            "start ≤ 2 x the bare app's to first 200 (best)",
+            f"{pesto['start_best_s']:.3f} s against {bare['start_best_s']:.3f} s "
+            f"({pesto['start_best_s'] / bare['start_best_s']:.2f} x; median {pesto['start_s']:.3f} s, CPU "
+            f"{pesto['start_cpu_s']:.2f} s; original {original['start_best_s']:.3f} s)",
+            pesto["start_best_s"] <= 2 * bare["start_best_s"],
+        )
+    )
     start, first, second = pesto["rss_mb"]
     checks.append(("RSS < 60 MB", f"{max(pesto['rss_mb']):.1f} MB at most", max(pesto["rss_mb"]) < 60))
     first_count = pesto["requests"][0]
-    checks.append((f"no RSS growth after {first_count:,} requests (≤ 1 MB more after as many again)",
-                   f"{second - first:+.1f} MB ({first - start:+.1f} MB over the first {first_count:,})",
-                   second - first <= 1))
+    checks.append(
+        (
+            f"no RSS growth after {first_count:,} requests (≤ 1 MB more after as many again)",
+            f"{second - first:+.1f} MB ({first - start:+.1f} MB over the first {first_count:,})",
+            second - first <= 1,
+        )
+    )
     return checks
 
 
@@ -906,11 +1042,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, to check the bench itself")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
-    parser.add_argument("--only", type=lambda text: set(text.split(",")), default=set(PARTS),
-                        help=f"run only these parts, comma-separated (default: all of {','.join(PARTS)})")
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default=set(PARTS),
+        help=f"run only these parts, comma-separated (default: all of {','.join(PARTS)})",
+    )
     args = parser.parse_args()
     if args.only - set(PARTS):
-        sys.exit(f"--only: unknown part(s) {', '.join(sorted(args.only - set(PARTS)))}; known: {', '.join(PARTS)}")
+        sys.exit(
+            f"--only: unknown part(s) {', '.join(sorted(args.only - set(PARTS)))}; known: {', '.join(PARTS)}"
+        )
     budget = Budget().quick() if args.quick else Budget()
     began = time.perf_counter()
 
@@ -931,20 +1073,39 @@ def main() -> None:
     sleep_body = RUN / "sleep.json"
     sleep_body.write_text(json.dumps({"text": "hello, pesto"}))
 
-    def pesto_serve(project: str, slots: int = 1, name: str = "pesto-serve", env: dict | None = None) -> Service:
-        return Service(name, [pesto_python.parent / "pesto-serve", PROJECTS / project,
-                              "--host", "127.0.0.1", "--slots", slots], env, ready=READY)
+    def pesto_serve(
+        project: str, slots: int = 1, name: str = "pesto-serve", env: dict | None = None
+    ) -> Service:
+        return Service(
+            name,
+            [
+                pesto_python.parent / "pesto-serve",
+                PROJECTS / project,
+                "--host",
+                "127.0.0.1",
+                "--slots",
+                slots,
+            ],
+            env,
+            ready=READY,
+        )
 
     def original(project: str) -> Service:
         config = RUN / "original-config" / project
-        subprocess.run([original_python, HERE / "original_service.py", "prepare", PROJECTS / project, config],
-                       check=True, capture_output=True)
-        return Service("original", [original_python, HERE / "original_service.py", "serve",
-                                    PROJECTS / project, config])
+        subprocess.run(
+            [original_python, HERE / "original_service.py", "prepare", PROJECTS / project, config],
+            check=True,
+            capture_output=True,
+        )
+        return Service(
+            "original", [original_python, HERE / "original_service.py", "serve", PROJECTS / project, config]
+        )
 
     if "large" in args.only:
         print("large images ...", flush=True)
-        measure_large_images(lambda name, env: pesto_serve("image", 1, f"large {name}", env), images, budget, results)
+        measure_large_images(
+            lambda name, env: pesto_serve("image", 1, f"large {name}", env), images, budget, results
+        )
     if "flood" in args.only:
         print("flood ...", flush=True)
         measure_flood(pesto_serve("image", 1, "flood", {"PESTO_QUEUE_SIZE": "4"}), images, budget, results)
@@ -976,8 +1137,11 @@ def main() -> None:
 
     if "concurrency" in args.only:
         print("concurrency ...", flush=True)
-        sleepers = [(pesto_serve("sleep", 1, "pesto-serve 1 slot"), 1),
-                    (pesto_serve("sleep", 4, "pesto-serve 4 slots"), 4), (original("sleep"), 1)]
+        sleepers = [
+            (pesto_serve("sleep", 1, "pesto-serve 1 slot"), 1),
+            (pesto_serve("sleep", 4, "pesto-serve 4 slots"), 4),
+            (original("sleep"), 1),
+        ]
         try:
             measure_concurrency(wrk, sleepers, sleep_body, budget, results)
         finally:
@@ -1001,11 +1165,14 @@ def load_average() -> str:
 def versions(pesto_python: Path, original_python: Path, wrk: str) -> dict:
     def pip_version(python: Path, package: str) -> str:
         result = subprocess.run([python, "-m", "pip", "show", package], capture_output=True, text=True)
-        return next((text.split()[1] for text in result.stdout.splitlines() if text.startswith("Version:")), "?")
+        return next(
+            (text.split()[1] for text in result.stdout.splitlines() if text.startswith("Version:")), "?"
+        )
 
     wrk_line = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-    commit = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
-                            capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", REPO, "describe", "--always", "--dirty"], capture_output=True, text=True
+    ).stdout.strip()
     return {
         "repository": commit or "?",
         "python": sys.version.split()[0],

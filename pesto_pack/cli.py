@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     init = commands.add_parser(
-        "init", help="create a new project from the template",
+        "init",
+        help="create a new project from the template",
         description="Create a new PESTO project in DIR (absent or empty): a working example "
         "service with its api files, build files, profiles and test folders.",
     )
@@ -66,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     init.set_defaults(run=_init)
 
     schemagen = commands.add_parser(
-        "schemagen", help="write the schemas from algorithm/input_output.py",
+        "schemagen",
+        help="write the schemas from algorithm/input_output.py",
         description="Write pesto/api/input_schema.json and output_schema.json from the Input "
         "and Output dataclasses of algorithm/input_output.py.",
     )
@@ -75,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     schemagen.set_defaults(run=_schemagen)
 
     build = commands.add_parser(
-        "build", help="build the service image",
+        "build",
+        help="build the service image",
         description="Build the project's service image through the Docker API (Docker or "
         "Podman). Python packages are downloaded on this machine and installed in the image "
         "without network. The Dockerfiles, contexts and log are kept in the build workspace "
@@ -84,25 +87,30 @@ def _parser() -> argparse.ArgumentParser:
     _project_argument(build)
     _profiles_argument(build)
     build.add_argument(
-        "--base-image", metavar="IMAGE",
+        "--base-image",
+        metavar="IMAGE",
         help="base image instead of dockerBaseImage (also: PESTO_BASE_IMAGE)",
     )
     build.add_argument("--tag", help="tag the image TAG instead of NAME:VERSION[-PROFILE...]")
     build.add_argument("--no-cache", action="store_true", help="rebuild every layer")
     build.add_argument(
-        "--runtime-wheel", type=Path, metavar="WHEEL",
+        "--runtime-wheel",
+        type=Path,
+        metavar="WHEEL",
         help="install this pesto-toolkit wheel in the image instead of the running toolkit",
     )
     build.set_defaults(run=_build)
 
     listing = commands.add_parser(
-        "list", help="list the PESTO images present",
+        "list",
+        help="list the PESTO images present",
         description="List the service images in the engine that pesto-pack built.",
     )
     listing.set_defaults(run=_list)
 
     test = commands.add_parser(
-        "test", help="run the project's test folders against its image",
+        "test",
+        help="run the project's test folders against its image",
         description="Run pesto/tests/resources (expected_describe.json and the test_* "
         "folders) against the project's image, building it first when it is missing.",
     )
@@ -111,13 +119,16 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--image", help="image to test (default: the project's NAME:VERSION[-PROFILE...])")
     test.add_argument("--results", type=Path, metavar="PATH", help="where to write results.json")
     test.add_argument(
-        "--html", type=Path, metavar="FILE",
+        "--html",
+        type=Path,
+        metavar="FILE",
         help="also write pytest-html's report to FILE, with the pictures of failing images (needs pytest-html)",
     )
     test.set_defaults(run=_test)
 
     run = commands.add_parser(
-        "run", help="answer one request or a folder of them, from an image or a project folder",
+        "run",
+        help="answer one request or a folder of them, from an image or a project folder",
         description="Send one request (-i NAME=VALUE, -i NAME=@FILE, --input-dir DIR) to an "
         "image's container or to a project folder run on this machine, and print the answer as "
         "JSON (or write it with -o in a test folder's output/ layout); with --input-dir DIR "
@@ -130,18 +141,22 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(run=_run)
 
     push = commands.add_parser(
-        "push", help="push an image to a registry",
+        "push",
+        help="push an image to a registry",
         description="Tag IMAGE as REGISTRY/NAME:TAG and push it through the engine, showing "
         "its progress. A registry on 127.0.0.0/8 or localhost is reached over plain HTTP with "
         "no configuration (on Docker and on Podman); credentials come from `docker login` or "
         "`podman login`. The pushed reference, by digest, is the last line printed.",
     )
     push.add_argument("image", metavar="IMAGE", help="a local image, e.g. NAME:VERSION")
-    push.add_argument("--registry", required=True, metavar="HOST[:PORT]", help="the registry, e.g. 127.0.0.1:5000")
+    push.add_argument(
+        "--registry", required=True, metavar="HOST[:PORT]", help="the registry, e.g. 127.0.0.1:5000"
+    )
     push.set_defaults(run=_push)
 
     deploy = commands.add_parser(
-        "deploy", help="write Kubernetes objects for the project's image",
+        "deploy",
+        help="write Kubernetes objects for the project's image",
         description="Write a folder that `kubectl apply -k DIR` takes: a Deployment (probes, "
         "graceful shutdown, resources from pesto/api/description.json, non-root and read-only), "
         "a Service, a PodDisruptionBudget and an autoscaler (CPU, or KEDA on the jobs queue of a "
@@ -149,28 +164,66 @@ def _parser() -> argparse.ArgumentParser:
     )
     _project_argument(deploy)
     _profiles_argument(deploy)
-    deploy.add_argument("--image", required=True, metavar="REF", help="the pushed image (`pesto-pack push` prints it)")
-    deploy.add_argument("--replicas", type=int, default=2, metavar="N", help="replicas (default 2), the autoscaler's minimum")
-    deploy.add_argument("--max-replicas", type=int, metavar="N", help="the autoscaler's maximum (default 4 x --replicas)")
-    deploy.add_argument("--jobs-url", metavar="URL", help="redis://HOST:PORT/DB shared by a stateful service's replicas (no password: it comes from a Secret)")
-    deploy.add_argument("--startup-seconds", type=int, default=300, metavar="S", help="time a replica may take to load its model (default 300)")
-    deploy.add_argument("--autoscaler", choices=("auto", "cpu", "keda", "none"), default="auto", help="auto: CPU when stateless, KEDA on the jobs queue with --jobs-url")
-    deploy.add_argument("-o", "--output", type=Path, default=Path("deploy"), metavar="DIR", help="the folder to write (default ./deploy)")
+    deploy.add_argument(
+        "--image", required=True, metavar="REF", help="the pushed image (`pesto-pack push` prints it)"
+    )
+    deploy.add_argument(
+        "--replicas", type=int, default=2, metavar="N", help="replicas (default 2), the autoscaler's minimum"
+    )
+    deploy.add_argument(
+        "--max-replicas", type=int, metavar="N", help="the autoscaler's maximum (default 4 x --replicas)"
+    )
+    deploy.add_argument(
+        "--jobs-url",
+        metavar="URL",
+        help="redis://HOST:PORT/DB shared by a stateful service's replicas (no password: it comes from a Secret)",
+    )
+    deploy.add_argument(
+        "--startup-seconds",
+        type=int,
+        default=300,
+        metavar="S",
+        help="time a replica may take to load its model (default 300)",
+    )
+    deploy.add_argument(
+        "--autoscaler",
+        choices=("auto", "cpu", "keda", "none"),
+        default="auto",
+        help="auto: CPU when stateless, KEDA on the jobs queue with --jobs-url",
+    )
+    deploy.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("deploy"),
+        metavar="DIR",
+        help="the folder to write (default ./deploy)",
+    )
     deploy.set_defaults(run=_deploy)
     return parser
 
 
 def _project_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "project_dir", type=Path, nargs="?", default=Path("."), metavar="PROJECT_DIR",
+        "project_dir",
+        type=Path,
+        nargs="?",
+        default=Path("."),
+        metavar="PROJECT_DIR",
         help="the project folder (default: the current folder)",
     )
 
 
 def _profiles_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-p", "--profile", dest="profiles", action="extend", nargs="+", default=[],
-        metavar="PROFILE", help="profiles to apply, in order (e.g. -p gpu stateful)",
+        "-p",
+        "--profile",
+        dest="profiles",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="PROFILE",
+        help="profiles to apply, in order (e.g. -p gpu stateful)",
     )
 
 
@@ -197,8 +250,12 @@ def _build(args: argparse.Namespace) -> int:
     from pesto_pack.build import build
 
     built = build(
-        args.project_dir, args.profiles, base_image=args.base_image, tag=args.tag,
-        no_cache=args.no_cache, runtime_wheel=args.runtime_wheel,
+        args.project_dir,
+        args.profiles,
+        base_image=args.base_image,
+        tag=args.tag,
+        no_cache=args.no_cache,
+        runtime_wheel=args.runtime_wheel,
     )
     print(built.tag)
     return 0
@@ -211,10 +268,15 @@ def _list(args: argparse.Namespace) -> int:
     rows = [("NAME", "TAG", "PROFILES", "SIZE", "CREATED")]
     for image in service_images(connect()):
         name, _, tag = image.tag.rpartition(":")
-        rows.append((
-            name, tag, image.profiles or "-", f"{image.size / 1e6:.0f} MB",
-            image.created.astimezone().strftime("%Y-%m-%d %H:%M"),
-        ))
+        rows.append(
+            (
+                name,
+                tag,
+                image.profiles or "-",
+                f"{image.size / 1e6:.0f} MB",
+                image.created.astimezone().strftime("%Y-%m-%d %H:%M"),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -265,8 +327,12 @@ def _deploy(args: argparse.Namespace) -> int:
     from pesto_pack import deploy, project
 
     options = deploy.DeployOptions(
-        image=args.image, replicas=args.replicas, max_replicas=args.max_replicas,
-        jobs_url=args.jobs_url, startup_seconds=args.startup_seconds, autoscaler=args.autoscaler,
+        image=args.image,
+        replicas=args.replicas,
+        max_replicas=args.max_replicas,
+        jobs_url=args.jobs_url,
+        startup_seconds=args.startup_seconds,
+        autoscaler=args.autoscaler,
     )
     files = deploy.manifests(deploy.plan(project.load(args.project_dir, args.profiles), options))
     for path in deploy.write(args.output, files):

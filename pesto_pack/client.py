@@ -121,9 +121,7 @@ class PestoClient:
                 item_type = self._item_type(prop)
                 answer[key] = [item_type.from_result(self.fetch_result(url)) for url in link]
             else:
-                answer[key] = self.registry.type_for_property(prop).from_result(
-                    self.fetch_result(link)
-                )
+                answer[key] = self.registry.type_for_property(prop).from_result(self.fetch_result(link))
         return answer
 
     def _item_type(self, schema_property: dict) -> PayloadType:
@@ -171,9 +169,7 @@ class PestoClient:
                 f"{method} {url}: the answer is not HTTP ({what}); is this the service's address?"
             ) from None
         if expected is not None and status not in expected:
-            raise RequestFailed(
-                f"{method} {_path_of(url)} answered {status}: {_message_of(content)}", status
-            )
+            raise RequestFailed(f"{method} {_path_of(url)} answered {status}: {_message_of(content)}", status)
         return status, headers, content
 
     def _json_of(self, method: str, path: str, body: Any, expected: tuple[int, ...]) -> Any:

@@ -70,12 +70,18 @@ def start(
     session's containers are `org.pesto.test` and `pesto-test-...`, `pesto-pack run`'s
     `org.pesto.run` and `pesto-run-...`."""
     docker = _import_docker()
-    with _engine_errors(docker, image), _created(
-        docker, _connect(), image, label,
-        ports={SERVICE_PORT: ("127.0.0.1", None)},
-        environment=environment or {},
-        device_requests=_device_requests(docker, gpus),
-    ) as container:
+    with (
+        _engine_errors(docker, image),
+        _created(
+            docker,
+            _connect(),
+            image,
+            label,
+            ports={SERVICE_PORT: ("127.0.0.1", None)},
+            environment=environment or {},
+            device_requests=_device_requests(docker, gpus),
+        ) as container,
+    ):
         url = f"http://127.0.0.1:{_host_port(container, image)}"
         _wait_ready(container, url, image, start_timeout)
         return ServiceContainer(container, url)
@@ -95,7 +101,10 @@ def run_to_end(
     environment, tty)."""
     docker = _import_docker()
     options["device_requests"] = _device_requests(docker, gpus)
-    with _engine_errors(docker, image), _created(docker, _connect(), image, label, command=command, **options) as container:
+    with (
+        _engine_errors(docker, image),
+        _created(docker, _connect(), image, label, command=command, **options) as container,
+    ):
         try:
             for chunk in container.logs(stream=True, follow=True):
                 write(chunk)

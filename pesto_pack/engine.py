@@ -24,9 +24,7 @@ FALLBACK_API_VERSION = "1.41"
 
 def connect() -> docker.DockerClient:
     """A client whose engine has answered a ping; a PestoError says what to do otherwise."""
-    use_podman = (
-        "DOCKER_HOST" not in os.environ and not DOCKER_SOCKET.exists() and PODMAN_SOCKET.exists()
-    )
+    use_podman = "DOCKER_HOST" not in os.environ and not DOCKER_SOCKET.exists() and PODMAN_SOCKET.exists()
     options = {"base_url": f"unix://{PODMAN_SOCKET}"} if use_podman else docker.utils.kwargs_from_env()
     where = options.get("base_url", f"unix://{DOCKER_SOCKET}")
     try:

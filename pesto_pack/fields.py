@@ -50,9 +50,7 @@ def definition(
     return _typed_field(definition, description, required, kwargs, reference=True)
 
 
-def user_definition(
-    definition: str, description: str = "", required: bool = False, **kwargs: Any
-) -> Any:
+def user_definition(definition: str, description: str = "", required: bool = False, **kwargs: Any) -> Any:
     """A field typed by an entry of `pesto/api/user_definitions.json`, inlined by schemagen."""
     return _typed_field(definition, description, required, kwargs)
 

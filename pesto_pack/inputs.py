@@ -20,9 +20,7 @@ from pesto_pack.types.base import JSON
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
-def parse_inputs(
-    options: Iterable[str], properties: dict[str, dict], registry: Registry
-) -> dict[str, JSON]:
+def parse_inputs(options: Iterable[str], properties: dict[str, dict], registry: Registry) -> dict[str, JSON]:
     """The request that `-i` options describe; a PayloadError naming the field when one is wrong."""
     request: dict[str, JSON] = {}
     for option in options:
@@ -88,27 +86,41 @@ def _read(name: str, path: Path, schema_property: dict, registry: Registry) -> J
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     """`-i` and the batch options of `run`, in `pesto-pack run` and `pesto-serve run` alike."""
     parser.add_argument(
-        "-i", "--input", dest="inputs", action="append", default=[], metavar="NAME=VALUE",
+        "-i",
+        "--input",
+        dest="inputs",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="one input: NAME=VALUE typed by the input schema (gain=1.5), or NAME=@FILE read "
         "by the input's type (image=@cat.png); over the payload's keys",
     )
     parser.add_argument(
-        "--input-dir", type=Path, metavar="DIR",
+        "--input-dir",
+        type=Path,
+        metavar="DIR",
         help="with --output-dir: run every DIR/*/input/ folder (or, with --each, every file of "
         "DIR); alone: one request from DIR in a test folder's input/ layout",
     )
     parser.add_argument(
-        "--output-dir", type=Path, metavar="DIR",
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
         help="where a batch writes its answers: DIR/ITEM/output/ (DIR/ITEM/ with --each)",
     )
     parser.add_argument(
-        "--each", metavar="NAME", help="with --input-dir: every file of DIR is the input NAME",
+        "--each",
+        metavar="NAME",
+        help="with --input-dir: every file of DIR is the input NAME",
     )
     parser.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="redo the items whose answer is already in --output-dir (by default they are skipped)",
     )
     parser.add_argument(
-        "--progress", choices=("auto", "bar", "lines"), default="auto",
+        "--progress",
+        choices=("auto", "bar", "lines"),
+        default="auto",
         help="a progress bar (tqdm, on a terminal) or log lines (auto: the bar on a terminal)",
     )

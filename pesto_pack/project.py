@@ -117,9 +117,7 @@ def load(
             "(create one with `pesto-pack init`)"
         )
     _check_profiles(root, profiles, registry)
-    api = _validated(
-        _load_api_files(api_dir, root, profiles), "pesto/api", registry, defer_config_check
-    )
+    api = _validated(_load_api_files(api_dir, root, profiles), "pesto/api", registry, defer_config_check)
     build_file = _load_with_profiles(build_dir, "build", root, profiles)
     _require_keys(build_file, BUILD_KEYS, build_dir / "build.json", root)
     requirements = _load_with_profiles(build_dir, "requirements", root, profiles)
@@ -195,9 +193,7 @@ def read_json(path: Path, root: Path | None = None) -> dict | list:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ProjectError(
-            f"{shown}: line {error.lineno}, column {error.colno}: {error.msg}"
-        ) from None
+        raise ProjectError(f"{shown}: line {error.lineno}, column {error.colno}: {error.msg}") from None
 
 
 def _load_api_files(api_dir: Path, root: Path, profiles: Sequence[str]) -> ServiceApi:
@@ -328,4 +324,3 @@ def _relative(path: Path, root: Path | None) -> str:
         except ValueError:
             pass
     return str(path)
-

@@ -27,7 +27,9 @@ from docker.errors import APIError, ImageNotFound
 
 from pesto_pack.errors import PestoError
 
-REGISTRY = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::(?P<port>[0-9]{1,5}))?$")
+REGISTRY = re.compile(
+    r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::(?P<port>[0-9]{1,5}))?$"
+)
 DIGEST = re.compile(r"\bdigest: (?P<digest>sha256:[0-9a-f]{64})\b")
 LOOPBACK_NAMES = ("localhost",)
 PODMAN_API = "/v4.0.0/libpod"
@@ -104,7 +106,8 @@ def pull(engine: docker.DockerClient, reference: str, log: Callable[[str], None]
     api = engine.api
     answer = api._post(
         api.base_url + PODMAN_API + "/images/pull",
-        params={"reference": reference, "tlsVerify": "false"}, stream=True,
+        params={"reference": reference, "tlsVerify": "false"},
+        stream=True,
     )
     api._raise_for_status(answer)
     for line in api._stream_helper(answer, decode=True):

@@ -30,34 +30,56 @@ START_TIMEOUT = 120.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "target", metavar="IMAGE_OR_PROJECT_DIR",
+        "target",
+        metavar="IMAGE_OR_PROJECT_DIR",
         help="an image (name:tag) or a project folder (run on this machine, no engine)",
     )
     add_request_arguments(parser)
     parser.add_argument(
-        "-o", "--output", type=Path, metavar="OUT_DIR",
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT_DIR",
         help="write the answer as files in a test folder's output/ layout (image.png, "
         "mean.float, ...) instead of printing it as JSON",
     )
     parser.add_argument(
-        "-p", "--profile", dest="profiles", action="extend", nargs="+", default=[],
-        metavar="PROFILE", help="profiles to apply to a project folder (an image has its own)",
+        "-p",
+        "--profile",
+        dest="profiles",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="PROFILE",
+        help="profiles to apply to a project folder (an image has its own)",
     )
     parser.add_argument(
-        "-e", "--env", dest="environment", action="append", default=[], metavar="NAME=VALUE",
+        "-e",
+        "--env",
+        dest="environment",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="an environment variable for the run, in the image's container or in this process "
         "(PESTO_URI_ALLOWLIST=..., PESTO_LOG_FORMAT=json, the model's own settings)",
     )
     parser.add_argument(
-        "--gpus", metavar="all|N|IDS",
+        "--gpus",
+        metavar="all|N|IDS",
         help="GPUs for the image's container, as `docker run --gpus` (all, a count, or 0,1)",
     )
     parser.add_argument(
-        "--start-timeout", type=float, default=START_TIMEOUT, metavar="SECONDS",
+        "--start-timeout",
+        type=float,
+        default=START_TIMEOUT,
+        metavar="SECONDS",
         help=f"how long an image may take to be ready (default {START_TIMEOUT:g})",
     )
     parser.add_argument(
-        "--timeout", type=float, default=300.0, metavar="SECONDS",
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
         help="how long one answer may take (default 300)",
     )
 
@@ -98,8 +120,13 @@ def on_host(args: argparse.Namespace) -> int:
     os.environ.update(args.environment)  # read as the runtime's settings, as in a container
     output = "-" if args.output is None else f"{args.output}{os.sep}"
     options = RunOptions(
-        output=output, inputs=args.inputs, input_dir=args.input_dir, output_dir=args.output_dir,
-        each=args.each, force=args.force, progress=args.progress,
+        output=output,
+        inputs=args.inputs,
+        input_dir=args.input_dir,
+        output_dir=args.output_dir,
+        each=args.each,
+        force=args.force,
+        progress=args.progress,
     )
     return main_on_host_with(Path(args.target), args.profiles, options)
 
@@ -126,7 +153,10 @@ def one_request_in_container(args: argparse.Namespace) -> int:
         except PayloadError as error:
             return _refused(f"bad input: {error}")
     service = containers.start(
-        args.target, args.start_timeout, gpus=args.gpus, environment=args.environment,
+        args.target,
+        args.start_timeout,
+        gpus=args.gpus,
+        environment=args.environment,
         label=containers.RUN_LABEL,
     )
     try:
@@ -187,13 +217,25 @@ def batch_in_container(args: argparse.Namespace) -> int:
             outputs: {"bind": OUTPUT_MOUNT, "mode": "rw"},
         }
     command = [
-        "python", "-m", "pesto_serve", "run", "--input-dir", input_mount,
-        "--output-dir", OUTPUT_MOUNT, "--progress", args.progress,
-        *(["--each", args.each] if args.each else []), *(["--force"] if args.force else []),
+        "python",
+        "-m",
+        "pesto_serve",
+        "run",
+        "--input-dir",
+        input_mount,
+        "--output-dir",
+        OUTPUT_MOUNT,
+        "--progress",
+        args.progress,
+        *(["--each", args.each] if args.each else []),
+        *(["--force"] if args.force else []),
         *(part for option in args.inputs for part in ("-i", option)),
     ]
     return containers.run_to_end(
-        args.target, command, _to_stderr, containers.RUN_LABEL,
+        args.target,
+        command,
+        _to_stderr,
+        containers.RUN_LABEL,
         volumes=volumes,
         # The answers belong to whoever ran the command, not to the image's user (uid 10001).
         user=f"{os.getuid()}:{os.getgid()}",

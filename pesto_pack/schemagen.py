@@ -32,6 +32,7 @@ _SCHEMA_FILES = ("pesto/api/input_schema.json", "pesto/api/output_schema.json")
 _MODULE_NAME = "_pesto_schemagen_input_output"
 _HINT = "use definition(...) or user_definition(...)"
 
+
 def generate(project_dir: Path) -> tuple[dict, dict]:
     """The input and output schemas of the project, without writing anything."""
     project_dir = project_dir.resolve()
@@ -117,9 +118,7 @@ def _exec_module(path: Path) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except Exception as err:
-        raise ProjectError(
-            f"{INPUT_OUTPUT} could not be imported: {type(err).__name__}: {err}"
-        ) from err
+        raise ProjectError(f"{INPUT_OUTPUT} could not be imported: {type(err).__name__}: {err}") from err
     return module
 
 
@@ -156,15 +155,11 @@ def _dataclass(module: ModuleType, class_name: str) -> type:
             "dataclasses that Process.process takes and returns"
         )
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-        raise ProjectError(
-            f"{INPUT_OUTPUT}: {class_name} is not a dataclass; decorate it with @dataclass"
-        )
+        raise ProjectError(f"{INPUT_OUTPUT}: {class_name} is not a dataclass; decorate it with @dataclass")
     return cls
 
 
-def _property(
-    f: dataclasses.Field, module: ModuleType, user_definitions: dict | None, where: str
-) -> dict:
+def _property(f: dataclasses.Field, module: ModuleType, user_definitions: dict | None, where: str) -> dict:
     """The schema of one field: its type from the helper's metadata, else from its annotation."""
     registry = default_registry()
     kind = f.metadata[TYPE] if TYPE in f.metadata else _annotation(f, module, where)

@@ -71,9 +71,12 @@ def _valid_correlation_id(value: str) -> bool:
 
 def _refuse_correlation_id(start_response: Callable) -> bytes:
     body = error_json(
-        400, f"{CORRELATION_HEADER} must be 1 to {MAX_CORRELATION_ID} printable ASCII "
-        "characters (a UUID is a good one)", CORRELATION_HEADER,
+        400,
+        f"{CORRELATION_HEADER} must be 1 to {MAX_CORRELATION_ID} printable ASCII "
+        "characters (a UUID is a good one)",
+        CORRELATION_HEADER,
     ).encode()
-    start_response("400 Bad Request", [("Content-Type", "application/json"),
-                                       ("Content-Length", str(len(body)))])
+    start_response(
+        "400 Bad Request", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
     return body

@@ -99,10 +99,10 @@ def _job_routes(app: bottle.Bottle, service: Service) -> None:
         page = service.job_page(request.query.get("limit"), request.query.get("cursor"))
         if page.next_cursor is not None:
             limit = len(page.jobs) or 1
-            response.set_header("Link", f'<{base}{API}/jobs?limit={limit}'
-                                f'&cursor={page.next_cursor}>; rel="next"')
-        return _json({job.id: {"link": status_url(base, job.id), "status": job.status}
-                      for job in page.jobs})
+            response.set_header(
+                "Link", f'<{base}{API}/jobs?limit={limit}&cursor={page.next_cursor}>; rel="next"'
+            )
+        return _json({job.id: {"link": status_url(base, job.id), "status": job.status} for job in page.jobs})
 
     @app.get(f"{API}/jobs/<job_id>/status")
     def job_status(job_id):
@@ -143,9 +143,7 @@ def read_body(environ: dict, max_bytes: int) -> bytes:
     Content-Length before it is read."""
     media_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if media_type and media_type != JSON and not media_type.endswith("+json"):
-        raise ServiceError(
-            415, f"the body must be JSON sent as Content-Type: {JSON}, not {media_type}"
-        )
+        raise ServiceError(415, f"the body must be JSON sent as Content-Type: {JSON}, not {media_type}")
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -176,9 +174,7 @@ def _errors_as_json(callback: Callable) -> Callable:
         except HTTPResponse:
             raise
         except ServiceError as error:
-            return HTTPResponse(
-                error.to_json(), error.status, {"Content-Type": JSON, **error.headers}
-            )
+            return HTTPResponse(error.to_json(), error.status, {"Content-Type": JSON, **error.headers})
         except Exception:
             log.exception("unexpected error answering %s %s", request.method, request.path)
             message = "internal error of the service; its log has the details"

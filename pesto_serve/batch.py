@@ -85,7 +85,8 @@ def find_items(input_dir: Path, output_dir: Path, each: str | None) -> list[Item
     else:
         items = [
             Item(p.name, p / "input", output_dir / p.name / "output")
-            for p in entries if (p / "input").is_dir()
+            for p in entries
+            if (p / "input").is_dir()
         ]
         what = "*/input/ folder"
     if not items:
@@ -107,8 +108,12 @@ def run_folder(service: Service, options: RunOptions) -> int:
     todo = [item for item in items if options.force or not item.output.exists()]
     skipped = len(items) - len(todo)
     log.info(
-        "%d item(s) in %s: %d to run, %d already answered%s", len(items), options.input_dir,
-        len(todo), skipped, " (skipped; --force redoes them)" if skipped else "",
+        "%d item(s) in %s: %d to run, %d already answered%s",
+        len(items),
+        options.input_dir,
+        len(todo),
+        skipped,
+        " (skipped; --force redoes them)" if skipped else "",
     )
     registry = default_registry()
 
@@ -116,7 +121,9 @@ def run_folder(service: Service, options: RunOptions) -> int:
         if each_type is None:
             values = {**read_folder(item.source, registry), **base}
         else:
-            read = read_path(item.source, registry) if item.source.is_dir() else each_type.read_file(item.source)
+            read = (
+                read_path(item.source, registry) if item.source.is_dir() else each_type.read_file(item.source)
+            )
             values = {**base, options.each: read}
         return as_request(values)
 
@@ -129,9 +136,10 @@ def run_folder(service: Service, options: RunOptions) -> int:
         progress.step(item.name)
 
     started, cpu_started = time.perf_counter(), time.process_time()
-    with progress_of(len(todo), options.progress) as progress, ThreadPoolExecutor(
-        IO_THREADS, thread_name_prefix="pesto-batch-io"
-    ) as io:
+    with (
+        progress_of(len(todo), options.progress) as progress,
+        ThreadPoolExecutor(IO_THREADS, thread_name_prefix="pesto-batch-io") as io,
+    ):
         try:
             reads = deque(io.submit(request_for, item) for item in todo[:LOOKAHEAD])
             writes: deque[tuple[Item, Future]] = deque()
@@ -140,7 +148,8 @@ def run_folder(service: Service, options: RunOptions) -> int:
                 if index + LOOKAHEAD < len(todo):
                     reads.append(io.submit(request_for, todo[index + LOOKAHEAD]))
                 written, failure = _attempt(
-                    item, lambda item=item, read=read: io.submit(
+                    item,
+                    lambda item=item, read=read: io.submit(
                         write_item, item, answer(service, read.result()), service
                     ),
                 )
@@ -160,14 +169,21 @@ def run_folder(service: Service, options: RunOptions) -> int:
     done = len(todo) - len(failures)
     rate = f" ({len(todo) / seconds:.1f} items/s)" if todo and seconds > 0 else ""
     log.info(
-        "ran %d item(s) in %.3f s, CPU %.3f s%s: %d done, %d failed, %d skipped", len(todo),
-        seconds, cpu, rate, done, len(failures), skipped,
+        "ran %d item(s) in %.3f s, CPU %.3f s%s: %d done, %d failed, %d skipped",
+        len(todo),
+        seconds,
+        cpu,
+        rate,
+        done,
+        len(failures),
+        skipped,
     )
     if not failures:
         return EXIT_DONE
     log.error(
         "%d item(s) failed (their answers are not written; run again to retry only them): %s",
-        len(failures), ", ".join(failure.item.name for failure in failures),
+        len(failures),
+        ", ".join(failure.item.name for failure in failures),
     )
     return EXIT_FAILED if any(f.status == EXIT_FAILED for f in failures) else EXIT_BAD_INPUT
 
@@ -221,8 +237,9 @@ class LogProgress:
         self.logged = now
         rate = self.count / max(now - self.started, 1e-9)
         left = (self.total - self.count) / rate
-        log.info("%d/%d (%s): %.1f items/s, about %s left", self.count, self.total, name, rate,
-                 _duration(left))
+        log.info(
+            "%d/%d (%s): %.1f items/s, about %s left", self.count, self.total, name, rate, _duration(left)
+        )
 
 
 class BarProgress:
@@ -234,8 +251,9 @@ class BarProgress:
         except OSError:
             sized = False
         # A terminal that reports no width (a pty made by `script`) would get an empty bar.
-        self.bar = tqdm(total=total, unit="item", file=sys.stderr, dynamic_ncols=sized,
-                        ncols=None if sized else 100)
+        self.bar = tqdm(
+            total=total, unit="item", file=sys.stderr, dynamic_ncols=sized, ncols=None if sized else 100
+        )
 
     def step(self, name: str) -> None:
         self.bar.set_postfix_str(name, refresh=False)
@@ -251,8 +269,10 @@ def progress_of(total: int, mode: str) -> Iterator[LogProgress | BarProgress]:
             from tqdm import tqdm
         except ImportError:
             if mode == "bar":
-                log.warning("no progress bar: tqdm is not installed (pip install "
-                            "'pesto-toolkit[progress]'); log lines instead")
+                log.warning(
+                    "no progress bar: tqdm is not installed (pip install "
+                    "'pesto-toolkit[progress]'); log lines instead"
+                )
     if tqdm is None:
         yield LogProgress(total)
         return

@@ -31,24 +31,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--host", help="address to listen on (PESTO_HOST; default 127.0.0.1: this machine only)"
     )
+    parser.add_argument("--port", type=int, help="port to listen on (PESTO_PORT; default 8080; 0: any free)")
     parser.add_argument(
-        "--port", type=int, help="port to listen on (PESTO_PORT; default 8080; 0: any free)"
-    )
-    parser.add_argument(
-        "-p", "--profile", dest="profiles", action="extend", nargs="+", default=[],
-        metavar="PROFILE", help="profiles to apply, in order (e.g. -p stateful)",
+        "-p",
+        "--profile",
+        dest="profiles",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="PROFILE",
+        help="profiles to apply, in order (e.g. -p stateful)",
     )
     parser.add_argument("--slots", type=_count(1), help="requests processed at once (PESTO_SLOTS)")
     parser.add_argument("--queue-size", type=_count(0), help="requests that may wait (PESTO_QUEUE_SIZE)")
     parser.add_argument("--jobs-dir", type=Path, help="folder of stateful jobs (PESTO_JOBS_DIR)")
     parser.add_argument(
-        "--jobs-url", help="job store shared by replicas: redis://host:6379/0 or file:///folder "
+        "--jobs-url",
+        help="job store shared by replicas: redis://host:6379/0 or file:///folder "
         "(PESTO_JOBS_URL; see docs/jobs.md)",
     )
     parser.add_argument("--timeout", type=float, help="seconds to wait for an answer (PESTO_PROCESS_TIMEOUT)")
     parser.add_argument("--log-format", choices=("text", "json"), help="PESTO_LOG_FORMAT")
     parser.add_argument(
-        "--reload", action="store_true",
+        "--reload",
+        action="store_true",
         help="restart when a file of algorithm/ or pesto/api/ changes (needs watchfiles)",
     )
     return parser.parse_args(argv)
@@ -71,9 +77,12 @@ def settings_for(args: argparse.Namespace) -> Settings:
         # On the host, only this machine may call unless the user says otherwise.
         "host": args.host or (settings.host if "PESTO_HOST" in os.environ else "127.0.0.1"),
         "port": args.port,
-        "slots": args.slots, "queue_size": args.queue_size, "jobs_dir": args.jobs_dir,
+        "slots": args.slots,
+        "queue_size": args.queue_size,
+        "jobs_dir": args.jobs_dir,
         "jobs_url": args.jobs_url,
-        "process_timeout": args.timeout, "log_format": args.log_format,
+        "process_timeout": args.timeout,
+        "log_format": args.log_format,
     }
     return replace(settings, **{name: value for name, value in options.items() if value is not None})
 
@@ -81,7 +90,9 @@ def settings_for(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     limit_malloc_arenas()  # before any thread exists (the log writer's is the first)
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["run"]:  # `pesto-serve run PROJECT_DIR PAYLOAD OUTPUT` (serve ./run for a folder named run)
+    if argv[:1] == [
+        "run"
+    ]:  # `pesto-serve run PROJECT_DIR PAYLOAD OUTPUT` (serve ./run for a folder named run)
         from pesto_serve.run import main_on_host
 
         return main_on_host(argv[1:])
@@ -100,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # config.json is checked against its schema in the start thread, after the port opens.
         with project_on_host(args.project_dir, args.profiles, settings, check_config=False) as (
-            project, settings,
+            project,
+            settings,
         ):
             mode = "stateful" if project.api.asynchronous else "stateless"
             log.info("serving %s (%s) from %s", project.tag, mode, project.root)

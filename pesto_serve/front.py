@@ -62,8 +62,10 @@ def _message(error: Error) -> str:
     if isinstance(error, Busy):
         return detail
     if isinstance(error, RequestEntityTooLarge):
-        return (f"the body is too large for this service ({detail} bytes); send smaller inputs or "
-                "ask the operator to raise PESTO_MAX_BODY_BYTES")
+        return (
+            f"the body is too large for this service ({detail} bytes); send smaller inputs or "
+            "ask the operator to raise PESTO_MAX_BODY_BYTES"
+        )
     if isinstance(error, RequestHeaderFieldsTooLarge):
         return f"the request's line and headers are too large ({detail} bytes); send fewer or shorter headers"
     if isinstance(error, BadRequest):
@@ -71,8 +73,10 @@ def _message(error: Error) -> str:
             return "the Content-Length header is not a number; send the body's length in bytes"
         return f"the request is not valid HTTP/1.1: {detail}; check the client"
     if error.code == 501:
-        return (f"{detail}: this service reads bodies sent with a Content-Length or "
-                "Transfer-Encoding: chunked only")
+        return (
+            f"{detail}: this service reads bodies sent with a Content-Length or "
+            "Transfer-Encoding: chunked only"
+        )
     return "internal error of the service; its log has the details"
 
 
@@ -108,7 +112,9 @@ class FrontChannel(HTTPChannel):
             return False
         request = self.request
         reading_headers = request is None or not request.headers_finished
-        return reading_headers and self.request_began < cutoff and (request is not None or not self.received_any)
+        return (
+            reading_headers and self.request_began < cutoff and (request is not None or not self.received_any)
+        )
 
 
 class Gate:
@@ -140,8 +146,10 @@ class Gate:
     def busy_message(self) -> str:
         slots = self.service.slots
         running = slots.running
-        return (f"the service is busy ({running} request(s) processing, {self.in_flight - running} "
-                f"waiting, the queue holds {slots.queue_size}); retry later")
+        return (
+            f"the service is busy ({running} request(s) processing, {self.in_flight - running} "
+            f"waiting, the queue holds {slots.queue_size}); retry later"
+        )
 
 
 class FrontServer(TcpWSGIServer):
@@ -159,14 +167,21 @@ class FrontServer(TcpWSGIServer):
         self._refusals: list[HTTPChannel] = []
         self._refusals_lock = threading.Lock()
         super().__init__(
-            application, channel_timeout=idle_timeout or NEVER,
-            cleanup_interval=min(CLEANUP_SECONDS, max(header_timeout / 2, 0.1)) if header_timeout > 0 else 30, **adjustments,
+            application,
+            channel_timeout=idle_timeout or NEVER,
+            cleanup_interval=min(CLEANUP_SECONDS, max(header_timeout / 2, 0.1)) if header_timeout > 0 else 30,
+            **adjustments,
         )
 
     def add_task(self, channel) -> None:
         """Called when a request is complete (under the channel's lock, in any thread)."""
         request = channel.requests[0]
-        if self.gated and request.error is None and request.command == "POST" and request.path == PROCESS_PATH:
+        if (
+            self.gated
+            and request.error is None
+            and request.command == "POST"
+            and request.path == PROCESS_PATH
+        ):
             if not self.gate.admit():
                 request.error = Busy(self.gate.busy_message())
                 request.pesto_refused_at = time.perf_counter()
@@ -213,5 +228,9 @@ class FrontServer(TcpWSGIServer):
                 channel.will_close = True
                 stalled += 1
         if stalled:
-            log.info("closed %d connection(s) that had not sent their request's headers within "
-                     "PESTO_HEADER_TIMEOUT (%g s)", stalled, self.header_timeout)
+            log.info(
+                "closed %d connection(s) that had not sent their request's headers within "
+                "PESTO_HEADER_TIMEOUT (%g s)",
+                stalled,
+                self.header_timeout,
+            )

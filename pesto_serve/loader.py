@@ -75,9 +75,7 @@ def load_process(project_dir: Path, input_properties: Iterable[str]) -> LoadedPr
     io_module = _import(f"{PACKAGE}.input_output", project_dir, required=False)
     input_class = getattr(io_module, "Input", None) if io_module else None
     properties = tuple(input_properties)
-    takes_progress = PROGRESS not in properties and PROGRESS in inspect.signature(
-        instance.process
-    ).parameters
+    takes_progress = PROGRESS not in properties and PROGRESS in inspect.signature(instance.process).parameters
     if input_class is not None and _takes_input_object(instance.process, properties):
         defaults = _dataclass_defaults(input_class, properties, project_dir)
     else:
@@ -129,7 +127,8 @@ def _import(name: str, project_dir: Path, required: bool):
 def _takes_input_object(method, properties: tuple[str, ...]) -> bool:
     """One parameter that is not an input property: `process(input: Input)`."""
     parameters = [
-        p for p in inspect.signature(method).parameters.values()
+        p
+        for p in inspect.signature(method).parameters.values()
         if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         and not (p.name == PROGRESS and PROGRESS not in properties)
     ]
@@ -149,8 +148,7 @@ def _dataclass_defaults(input_class: type, properties: tuple[str, ...], project_
         )
     missing = dataclasses.MISSING
     return {
-        name for name, f in fields.items()
-        if f.default is not missing or f.default_factory is not missing
+        name for name, f in fields.items() if f.default is not missing or f.default_factory is not missing
     }
 
 

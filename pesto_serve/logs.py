@@ -41,7 +41,12 @@ class TextFormatter(logging.Formatter):
         return self._timestamp(record.created)
 
     def access_line(
-        self, created: float, method: str, path: str, status: int, ms: float,
+        self,
+        created: float,
+        method: str,
+        path: str,
+        status: int,
+        ms: float,
         correlation_id: str | None = None,
     ) -> str:
         message = ACCESS_MESSAGE % (method, path, status, ms)
@@ -68,7 +73,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
     def access_line(
-        self, created: float, method: str, path: str, status: int, ms: float,
+        self,
+        created: float,
+        method: str,
+        path: str,
+        status: int,
+        ms: float,
         correlation_id: str | None = None,
     ) -> str:
         message = ACCESS_MESSAGE % (method, path, status, ms)
@@ -156,13 +166,19 @@ def log_access(
     if handler is not None:
         handler.emit((time.time(), method, path, status, duration_ms, correlation_id))
     else:
-        extra = {"method": method, "path": path, "status": status,
-                 "duration_ms": round(duration_ms, 2)}
+        extra = {"method": method, "path": path, "status": status, "duration_ms": round(duration_ms, 2)}
         if correlation_id is None:
             access_log.info(ACCESS_MESSAGE, method, path, status, duration_ms, extra=extra)
         else:
-            access_log.info(ACCESS_MESSAGE + " correlation_id=%s", method, path, status,
-                            duration_ms, correlation_id, extra={**extra, "correlation_id": correlation_id})
+            access_log.info(
+                ACCESS_MESSAGE + " correlation_id=%s",
+                method,
+                path,
+                status,
+                duration_ms,
+                correlation_id,
+                extra={**extra, "correlation_id": correlation_id},
+            )
 
 
 def _sole_handler() -> BatchingHandler | None:

@@ -61,12 +61,10 @@ class Metrics:
             Gauge(
                 "pesto_queue_depth", "Requests waiting for a processing slot", registry=registry
             ).set_function(lambda: slots.waiting)
-            Gauge(
-                "pesto_slots_busy", "Processing slots in use", registry=registry
-            ).set_function(lambda: slots.running)
-            Gauge(
-                "pesto_slots", "Processing slots configured", registry=registry
-            ).set(slots.count)
+            Gauge("pesto_slots_busy", "Processing slots in use", registry=registry).set_function(
+                lambda: slots.running
+            )
+            Gauge("pesto_slots", "Processing slots configured", registry=registry).set(slots.count)
             if self._jobs is not None:
                 registry.register(_JobsCollector(self._jobs))
             for labels, count in self._early.items():
@@ -119,13 +117,13 @@ class _JobsCollector:
         except StoreUnavailable as error:
             log.warning("metrics without job counts: %s", error.message)
             return
-        family = GaugeMetricFamily("pesto_jobs", "Stateful jobs by state (all replicas)",
-                                   labels=("state",))
+        family = GaugeMetricFamily("pesto_jobs", "Stateful jobs by state (all replicas)", labels=("state",))
         for state, count in counts.items():
             family.add_metric((state,), count)
         yield family
         yield GaugeMetricFamily(
-            "pesto_jobs_waiting", "Jobs accepted and not yet started, in the shared queue",
+            "pesto_jobs_waiting",
+            "Jobs accepted and not yet started, in the shared queue",
             value=counts.get("PENDING", 0),
         )
 

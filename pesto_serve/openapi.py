@@ -38,7 +38,9 @@ _JOB = {
         "status": {"type": "string", "enum": ["PENDING", "RUNNING", "DONE", "ERROR", "CANCELLED"]},
         "error": {"type": ["string", "null"], "description": "why the job ended ERROR or CANCELLED"},
         "progress": {
-            "type": ["integer", "null"], "minimum": 0, "maximum": 100,
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "maximum": 100,
             "description": "percent done, as process() reports it through its `progress` "
             "callback (100 once DONE; null until a first report)",
         },
@@ -60,8 +62,10 @@ _JOB = {
             "description": "the X-Webhook-URL it was submitted with, and the delivery state",
             "properties": {
                 "url": {"type": "string"},
-                "state": {"type": "string",
-                          "enum": ["waiting", "pending", "retrying", "delivered", "failed"]},
+                "state": {
+                    "type": "string",
+                    "enum": ["waiting", "pending", "retrying", "delivered", "failed"],
+                },
                 "attempts": {"type": "integer"},
                 "lastError": {"type": ["string", "null"]},
                 "nextAttempt": {"type": ["number", "null"]},
@@ -82,47 +86,60 @@ _JOB_LIST = {
 _RESULTS = {
     "type": "object",
     "description": "one URL per output key; a list of URLs for a list of images",
-    "additionalProperties": {
-        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
-    },
+    "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
 }
 _JOB_ID = {
-    "name": "job_id", "in": "path", "required": True,
+    "name": "job_id",
+    "in": "path",
+    "required": True,
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
 }
 _CORRELATION_ID = {
-    "name": "X-Correlation-ID", "in": "header", "required": False,
+    "name": "X-Correlation-ID",
+    "in": "header",
+    "required": False,
     "description": "any id of the caller's (1-200 printable ASCII characters): echoed in the "
     "answer, written in the access log; a job keeps it and its webhook sends it back",
     "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$"},
 }
 _IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key", "in": "header", "required": False,
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
     "description": "a key of the caller's (e.g. a UUID): a POST with a key used within the "
     "retention answers that job (200) instead of starting another; the same key with another "
     "body is a 409",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
 }
 _WEBHOOK_URL = {
-    "name": "X-Webhook-URL", "in": "header", "required": False,
+    "name": "X-Webhook-URL",
+    "in": "header",
+    "required": False,
     "description": "a URL under one of the service's PESTO_WEBHOOK_ALLOWLIST prefixes, POSTed "
     "once when the job ends (a Standard Webhooks signed JSON: type job.done, job.error or "
     "job.cancelled, data: the job's status); retried with backoff when it fails",
     "schema": {"type": "string", "format": "uri"},
 }
 _LIMIT = {
-    "name": "limit", "in": "query", "required": False, "description": "jobs per page",
+    "name": "limit",
+    "in": "query",
+    "required": False,
+    "description": "jobs per page",
     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
 }
 _CURSOR = {
-    "name": "cursor", "in": "query", "required": False,
-    "description": "the last job id of the previous page (the `Link: <...>; rel=\"next\"` "
+    "name": "cursor",
+    "in": "query",
+    "required": False,
+    "description": 'the last job id of the previous page (the `Link: <...>; rel="next"` '
     "header gives the next page's URL); a 404 when it names no job (expired or deleted)",
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
 }
 _ECHOED = {
-    "X-Correlation-ID": {"description": "the request's X-Correlation-ID, when it sent one",
-                         "schema": {"type": "string"}},
+    "X-Correlation-ID": {
+        "description": "the request's X-Correlation-ID, when it sent one",
+        "schema": {"type": "string"},
+    },
 }
 _JOB_LINKS = {
     # What a client (or a tool such as schemathesis) can do with the job a POST answers.
@@ -134,8 +151,12 @@ _JOB_LINKS = {
     for name, path, method, description in (
         ("status", "/api/v1/jobs/{job_id}/status", "get", "the job's state"),
         ("results", "/api/v1/jobs/{job_id}/results", "get", "one URL per output, once DONE"),
-        ("delete", "/api/v1/jobs/{job_id}", "delete",
-         "cancel the job (waiting or running), or delete it and its results once it ended"),
+        (
+            "delete",
+            "/api/v1/jobs/{job_id}",
+            "delete",
+            "cancel the job (waiting or running), or delete it and its results once it ended",
+        ),
     )
 }
 _KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -182,9 +203,14 @@ def _webhook_header(prefixes: tuple[str, ...]) -> dict:
 def _common_paths(asynchronous: bool, webhook_prefixes: tuple[str, ...] = ()) -> dict:
     process_answer = (
         {
-            "202": {**_json("the job is stored and queued; poll its status URL (also in "
-                            "Location), or name an X-Webhook-URL", "Job"),
-                    "links": _JOB_LINKS},
+            "202": {
+                **_json(
+                    "the job is stored and queued; poll its status URL (also in "
+                    "Location), or name an X-Webhook-URL",
+                    "Job",
+                ),
+                "links": _JOB_LINKS,
+            },
             "200": _json("the job an earlier POST with the same Idempotency-Key started", "Job"),
             **_error_responses("409"),
         }
@@ -193,9 +219,7 @@ def _common_paths(asynchronous: bool, webhook_prefixes: tuple[str, ...] = ()) ->
     )
     return {
         "/api/v1/health": {"get": _get("`OK` while the service runs", "text/plain")},
-        "/api/v1/ready": {
-            "get": _get("`OK` once on_start() has finished", "text/plain", errors=("503",))
-        },
+        "/api/v1/ready": {"get": _get("`OK` once on_start() has finished", "text/plain", errors=("503",))},
         "/api/v1/describe": {"get": _get("the service's description, inputs and outputs")},
         "/api/v1/version": {"get": _get("version.json")},
         "/api/v1/config": {"get": _get("the service's configuration (config.json)")},
@@ -204,9 +228,14 @@ def _common_paths(asynchronous: bool, webhook_prefixes: tuple[str, ...] = ()) ->
         "/api/v1/process": {
             "post": {
                 "summary": "Process the inputs" + (" as a job" if asynchronous else ""),
-                **({"parameters": [_IDEMPOTENCY_KEY] + (
-                    [_webhook_header(webhook_prefixes)] if webhook_prefixes else []
-                )} if asynchronous else {}),
+                **(
+                    {
+                        "parameters": [_IDEMPOTENCY_KEY]
+                        + ([_webhook_header(webhook_prefixes)] if webhook_prefixes else [])
+                    }
+                    if asynchronous
+                    else {}
+                ),
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": {"$ref": _COMPONENTS + "Input"}}},
@@ -227,7 +256,9 @@ def _job_paths() -> dict:
         "/api/v1/jobs": {
             "get": _get(
                 "a page of the jobs, oldest first (a Link header names the next page)",
-                schema="JobList", parameters=[_LIMIT, _CURSOR], errors=("400", "404", "503"),
+                schema="JobList",
+                parameters=[_LIMIT, _CURSOR],
+                errors=("400", "404", "503"),
             )
         },
         prefix: {
@@ -241,12 +272,23 @@ def _job_paths() -> dict:
                 "responses": {
                     "200": {
                         "description": "a finished job deleted, or a waiting one cancelled",
-                        "content": {"application/json": {"schema": {"oneOf": [
-                            {"$ref": _COMPONENTS + "Job"},
-                            {"type": "object", "required": ["jobId", "deleted"],
-                             "properties": {"jobId": {"type": "string"},
-                                            "deleted": {"const": True}}},
-                        ]}}},
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": _COMPONENTS + "Job"},
+                                        {
+                                            "type": "object",
+                                            "required": ["jobId", "deleted"],
+                                            "properties": {
+                                                "jobId": {"type": "string"},
+                                                "deleted": {"const": True},
+                                            },
+                                        },
+                                    ]
+                                }
+                            }
+                        },
                     },
                     "202": _json("cancel requested: the running job stops soon", "Job"),
                     **_error_responses("400", "404", "503"),
@@ -263,7 +305,9 @@ def _job_paths() -> dict:
         },
         f"{prefix}/results/{{key}}": {
             "get": _get(
-                "one output, with its media type", "*/*", parameters=[_JOB_ID, _KEY],
+                "one output, with its media type",
+                "*/*",
+                parameters=[_JOB_ID, _KEY],
                 errors=("404", "409"),
             ),
             "delete": {
@@ -274,7 +318,9 @@ def _job_paths() -> dict:
         },
         f"{prefix}/results/{{key}}/{{index}}": {
             "get": _get(
-                "one item of a list output", "*/*", parameters=[_JOB_ID, _KEY, _INDEX],
+                "one item of a list output",
+                "*/*",
+                parameters=[_JOB_ID, _KEY, _INDEX],
                 errors=("404", "409"),
             )
         },

@@ -41,6 +41,7 @@ MAX_DEPTH = 100
 """The deepest nesting of arrays and objects a request may have: user code (dataclasses.asdict,
 copy.deepcopy, json.dumps) recurses on nested values and would fail far below Python's limit."""
 
+
 @dataclass(frozen=True)
 class Payloads:
     """How this service reads its requests and writes its answers."""
@@ -58,7 +59,10 @@ class Payloads:
 
     @classmethod
     def build(
-        cls, api: ServiceApi, registry: Registry, decode_settings: DecodeSettings,
+        cls,
+        api: ServiceApi,
+        registry: Registry,
+        decode_settings: DecodeSettings,
         validators: bool = True,
     ) -> "Payloads":
         """`validators=False`: without the validators (they import jsonschema); a service
@@ -114,9 +118,7 @@ class Payloads:
                 raise ServiceError(400, failure.message, _field(name, failure.field)) from None
             except Exception as failure:
                 log.warning("decoding input %r failed", name, exc_info=True)
-                raise ServiceError(
-                    400, f"cannot be read as {payload_type.name}: {failure}", name
-                ) from None
+                raise ServiceError(400, f"cannot be read as {payload_type.name}: {failure}", name) from None
         return values
 
     def encode(self, answer: Any) -> dict[str, Any]:
@@ -161,7 +163,6 @@ class Payloads:
                 path,
             )
         return encoded
-
 
     def result_documents(self, encoded: dict[str, Any]) -> dict[str, Result | list[Result]]:
         """An encoded answer as stateful job results: one document per key, or per list item."""

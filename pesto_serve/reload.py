@@ -59,9 +59,14 @@ def supervise(project_dir: Path, host: str, port: int, arguments: Sequence[str])
         return EXIT_NO_WATCHER
     port = port or _free_port(host)
     command = [
-        sys.executable, "-m", "pesto_serve.reload",
+        sys.executable,
+        "-m",
+        "pesto_serve.reload",
         *child_arguments(arguments),
-        "--host", host, "--port", str(port),
+        "--host",
+        host,
+        "--port",
+        str(port),
     ]
     supervisor = Supervisor(command, host, port)
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -71,7 +76,9 @@ def supervise(project_dir: Path, host: str, port: int, arguments: Sequence[str])
     supervisor.start_child()
     try:
         for changes in watchfiles.watch(
-            *folders, stop_event=supervisor.stopped, raise_interrupt=False,
+            *folders,
+            stop_event=supervisor.stopped,
+            raise_interrupt=False,
             watch_filter=watchfiles.DefaultFilter(),
         ):
             log.info("changed: %s; restarting the service", _names(changes))
@@ -88,7 +95,8 @@ def child_arguments(arguments: Sequence[str]) -> list[str]:
     """The command line without `--reload`, also when abbreviated as argparse allows (`--rel`):
     a child given it would supervise a child of its own, and so on."""
     return [
-        argument for argument in arguments
+        argument
+        for argument in arguments
         if not (argument.startswith("--r") and "--reload".startswith(argument))
     ]
 
@@ -118,7 +126,9 @@ class Supervisor:
             # No .pyc is written for the project: one written in the same second as the next
             # edit, with the same size, would be taken as up to date by the next child.
             environment = {
-                **os.environ, "PYTHONDONTWRITEBYTECODE": "1", SUPERVISOR_VARIABLE: str(os.getpid())
+                **os.environ,
+                "PYTHONDONTWRITEBYTECODE": "1",
+                SUPERVISOR_VARIABLE: str(os.getpid()),
             }
             child = subprocess.Popen(self.command, stderr=subprocess.PIPE, env=environment)
             self._child = child

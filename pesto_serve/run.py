@@ -77,12 +77,17 @@ class RunOptions:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options `run` takes in both places (the image, the host)."""
     parser.add_argument(
-        "payload", nargs="?", metavar="PAYLOAD",
+        "payload",
+        nargs="?",
+        metavar="PAYLOAD",
         help="the request: a JSON file, a JSON string, - for stdin, an input/ folder, or a URL "
         "under PESTO_URI_ALLOWLIST",
     )
     parser.add_argument(
-        "output", nargs="?", default="-", metavar="OUTPUT",
+        "output",
+        nargs="?",
+        default="-",
+        metavar="OUTPUT",
         help="where the answer goes: a file (JSON), a folder (ending in / or existing: one file "
         "per output, as a test folder's output/), - for stdout (default), or an allow-listed URL "
         "to POST it to",
@@ -92,9 +97,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_of(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
-        payload=getattr(args, "payload", None), output=getattr(args, "output", "-") or "-",
-        inputs=args.inputs, input_dir=args.input_dir, output_dir=args.output_dir,
-        each=args.each, force=args.force, progress=args.progress,
+        payload=getattr(args, "payload", None),
+        output=getattr(args, "output", "-") or "-",
+        inputs=args.inputs,
+        input_dir=args.input_dir,
+        output_dir=args.output_dir,
+        each=args.each,
+        force=args.force,
+        progress=args.progress,
     )
 
 
@@ -178,8 +188,7 @@ def read_payload(source: str, settings: Settings) -> Any:
     except OSError as error:
         raise BadInput(f"the payload {source} cannot be read ({error.strerror or error})") from None
     raise BadInput(
-        f"the payload {_shown(source)} is neither a file, a folder, a JSON object, - (stdin), "
-        "nor a URL"
+        f"the payload {_shown(source)} is neither a file, a folder, a JSON object, - (stdin), nor a URL"
     )
 
 
@@ -241,7 +250,9 @@ def _post(url: str, result: dict) -> None:
     host = urllib.parse.urlsplit(url).hostname
     handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK_HOSTS else []
     request = urllib.request.Request(
-        url, data=to_json_bytes(result), method="POST",
+        url,
+        data=to_json_bytes(result),
+        method="POST",
         headers={"Content-Type": "application/json"},
     )
     try:
@@ -293,9 +304,7 @@ def _execute(api: ServiceApi, settings: Settings, options: RunOptions) -> int:
             if isinstance(error, PestoError):
                 log.error("the service cannot start: %s", error)
             else:
-                log.exception(
-                    "the service cannot start: Process.on_start() raised %s", type(error).__name__
-                )
+                log.exception("the service cannot start: Process.on_start() raised %s", type(error).__name__)
             return EXIT_START_FAILED
         try:
             if options.output_dir is not None:
@@ -316,14 +325,23 @@ def _execute(api: ServiceApi, settings: Settings, options: RunOptions) -> int:
 
 def main_on_host(argv: list[str]) -> int:
     """`pesto-serve run PROJECT_DIR [PAYLOAD] [OUTPUT] [options]`."""
-    parser = _parser("pesto-serve run", "Run one request, or a folder of them, through a "
-                     "project on this machine, with no server; exit 0 done, 2 bad input, "
-                     "1 process() failed, 3 the service could not start.")
+    parser = _parser(
+        "pesto-serve run",
+        "Run one request, or a folder of them, through a "
+        "project on this machine, with no server; exit 0 done, 2 bad input, "
+        "1 process() failed, 3 the service could not start.",
+    )
     parser.add_argument("project_dir", type=Path, metavar="PROJECT_DIR")
     add_run_arguments(parser)
     parser.add_argument(
-        "-p", "--profile", dest="profiles", action="extend", nargs="+", default=[],
-        metavar="PROFILE", help="profiles to apply, in order (e.g. -p stateful)",
+        "-p",
+        "--profile",
+        dest="profiles",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="PROFILE",
+        help="profiles to apply, in order (e.g. -p stateful)",
     )
     args = parser.parse_args(argv)
     return main_on_host_with(args.project_dir, args.profiles, options_of(args), args.log_format)
@@ -350,9 +368,12 @@ def main_in_image(argv: list[str]) -> int:
     """`python -m pesto_serve run [PAYLOAD] [OUTPUT] [options]`: the image's own project."""
     from pesto_pack.project import load_api
 
-    parser = _parser("python -m pesto_serve run", "Run one request, or a folder of them, "
-                     "through this image's service, with no server; exit 0 done, 2 bad input, "
-                     "1 process() failed, 3 the service could not start.")
+    parser = _parser(
+        "python -m pesto_serve run",
+        "Run one request, or a folder of them, "
+        "through this image's service, with no server; exit 0 done, 2 bad input, "
+        "1 process() failed, 3 the service could not start.",
+    )
     add_run_arguments(parser)
     args = parser.parse_args(argv)
     settings = _settings(args.log_format)

@@ -36,8 +36,9 @@ def _validator_class() -> type:
     type_checker = jsonschema.Draft7Validator.TYPE_CHECKER.redefine_many(
         {
             "integer": lambda _, value: (
-                isinstance(value, numbers.Integral) and not isinstance(value, bool)
-            ) or (isinstance(value, float) and value.is_integer()),
+                (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+                or (isinstance(value, float) and value.is_integer())
+            ),
             "array": lambda _, value: isinstance(value, (list, tuple)),
         }
     )
@@ -47,8 +48,13 @@ def _validator_class() -> type:
 # The Python types that certainly are of a JSON type (what `json.loads` makes); any other value
 # is asked of the type checker (numpy numbers, subclasses).
 _EXACT_TYPES = {
-    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
-    "object": (dict,), "array": (list, tuple), "null": (type(None),),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list, tuple),
+    "null": (type(None),),
 }
 # Keywords that do not constrain a value: a schema of these and `type` is a plain type check.
 _ANNOTATIONS = {"$schema", "$id", "$comment", "title", "description", "default", "examples"}
@@ -69,11 +75,13 @@ class IoSchema:
             properties = schema_file["properties"]
         else:
             properties = {
-                key: value for key, value in schema_file.items()
+                key: value
+                for key, value in schema_file.items()
                 if isinstance(value, dict) and key not in ("definition", "definitions", "content", "$schema")
             }
         extras = {
-            key: value for key, value in schema_file.items()
+            key: value
+            for key, value in schema_file.items()
             if key in _SCHEMA_KEYS and key not in properties and key != "required"
         }
         return cls(dict(properties), tuple(schema_file.get("required") or ()), extras)
@@ -107,9 +115,7 @@ class BodyValidator:
         jsonschema.Draft7Validator.check_schema(full_schema)
         self._full = _validator_class()(full_schema)
         self._required = schema.required
-        self._checks = {
-            name: _property_check(prop, definitions) for name, prop in schema.properties.items()
-        }
+        self._checks = {name: _property_check(prop, definitions) for name, prop in schema.properties.items()}
 
     def first_error(self, body: dict) -> "jsonschema.ValidationError | None":
         """The error that best explains why `body` breaks the schema; None when it does not."""

@@ -75,8 +75,13 @@ def serve(api: ServiceApi, settings: Settings, check_at_start: str | None = None
         recv_bytes=RECV_BYTES,
         ident="pesto",
     )
-    status = _Runner(service, server, settings.grace_period, settings.drain_delay,
-                     threads=settings.slots + settings.queue_size + SPARE_THREADS).run()
+    status = _Runner(
+        service,
+        server,
+        settings.grace_period,
+        settings.drain_delay,
+        threads=settings.slots + settings.queue_size + SPARE_THREADS,
+    ).run()
     service.release_jobs()  # stateful: running jobs get the grace period, then go back
     if service.slots.running:
         # A process() call still running cannot be stopped, and would keep the interpreter
@@ -101,8 +106,13 @@ def _connection_limit(wanted: int) -> int:
             pass
     if soft != resource.RLIM_INFINITY and soft < needed:
         limit = max(soft - FILES_BESIDES_CONNECTIONS, 1)
-        log.warning("PESTO_MAX_CONNECTIONS=%d is over what this process may open (%d files): "
-                    "serving at most %d connections; raise `ulimit -n`", wanted, soft, limit)
+        log.warning(
+            "PESTO_MAX_CONNECTIONS=%d is over what this process may open (%d files): "
+            "serving at most %d connections; raise `ulimit -n`",
+            wanted,
+            soft,
+            limit,
+        )
         return limit
     return wanted
 
@@ -110,8 +120,14 @@ def _connection_limit(wanted: int) -> int:
 class _Runner:
     """The main loop: waitress's event loop plus start-up and shutdown."""
 
-    def __init__(self, service: Service, server, grace_period: float, drain_delay: float = 0.0,
-                 threads: int = SPARE_THREADS):
+    def __init__(
+        self,
+        service: Service,
+        server,
+        grace_period: float,
+        drain_delay: float = 0.0,
+        threads: int = SPARE_THREADS,
+    ):
         self.threads = threads
         """Waitress's worker threads once started: SPARE_THREADS answer until then."""
         self.service = service
@@ -162,9 +178,7 @@ class _Runner:
         self.stop_requested.set()
 
     def _loop_once(self) -> None:
-        self.server.asyncore.loop(
-            timeout=LOOP_SECONDS, map=self.server._map, use_poll=True, count=1
-        )
+        self.server.asyncore.loop(timeout=LOOP_SECONDS, map=self.server._map, use_poll=True, count=1)
         self.server.answer_refusals()
 
     def _leave(self) -> None:
@@ -173,8 +187,9 @@ class _Runner:
         if self.drain_delay <= 0:
             return
         self.service.leave()
-        log.info("stop requested: ready answers 503 for %g s before connections are refused",
-                 self.drain_delay)
+        log.info(
+            "stop requested: ready answers 503 for %g s before connections are refused", self.drain_delay
+        )
         deadline = time.monotonic() + self.drain_delay
         while time.monotonic() < deadline:
             self._loop_once()

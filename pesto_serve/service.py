@@ -49,7 +49,10 @@ class Service:
     """What a running service knows and does, whatever serves it over HTTP."""
 
     def __init__(
-        self, api: ServiceApi, settings: Settings, registry: Registry | None = None,
+        self,
+        api: ServiceApi,
+        settings: Settings,
+        registry: Registry | None = None,
         check_at_start: str | None = None,
     ):
         """`check_at_start`: the api folder as the user knows it (`pesto/api`, `/etc/pesto`),
@@ -61,8 +64,9 @@ class Service:
         definitions = api.definitions(registry)
         self.api = api
         self.settings = settings
-        self.payloads = Payloads.build(api, registry, settings.decode_settings,
-                                       validators=check_at_start is None)
+        self.payloads = Payloads.build(
+            api, registry, settings.decode_settings, validators=check_at_start is None
+        )
         self._check_at_start = check_at_start
         self._definitions = definitions
         self.describe = describe_without_links(api, definitions)
@@ -80,8 +84,9 @@ class Service:
                     "are signed; set a secret (whsec_ followed by base64, e.g. from "
                     "`python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(24)).decode())\"`)"
                 )
-            self.webhooks = WebhookSender(self.jobs, settings.webhook_secret,
-                                          settings.webhook_max_attempts, settings.webhook_backoff)
+            self.webhooks = WebhookSender(
+                self.jobs, settings.webhook_secret, settings.webhook_max_attempts, settings.webhook_backoff
+            )
         self.metrics = Metrics(self.slots, self.jobs)
         self.ready = False
         """True once on_start() has returned (plain flags: read on every request)."""
@@ -130,16 +135,21 @@ class Service:
             # Through the slots: the metrics count running jobs as busy slots, and a stopping
             # server sees them running.
             self._workers = Workers(
-                self.jobs, lambda claimed: self.slots.run(lambda: self._run_job(claimed)),
+                self.jobs,
+                lambda claimed: self.slots.run(lambda: self._run_job(claimed)),
                 self._parallel_calls,
             )
             self._workers.start()
             if self.webhooks is not None:
                 self.webhooks.start()
         self.ready = True
-        log.info("ready in %.2f s (%d slot(s), queue %d%s)", time.perf_counter() - started,
-                 self.slots.count, self.slots.queue_size,
-                 ", process() is thread-safe" if loaded.thread_safe else "")
+        log.info(
+            "ready in %.2f s (%d slot(s), queue %d%s)",
+            time.perf_counter() - started,
+            self.slots.count,
+            self.slots.queue_size,
+            ", process() is thread-safe" if loaded.thread_safe else "",
+        )
 
     def stop(self) -> None:
         """Refuse new work (ready answers 503) and claim no more jobs; admitted work goes on."""
@@ -155,8 +165,11 @@ class Service:
             return 0
         deadline = time.monotonic() + self.settings.grace_period
         if self._workers.running:
-            log.info("waiting up to %g s for %d running job(s) to finish",
-                     self.settings.grace_period, len(self._workers.running))
+            log.info(
+                "waiting up to %g s for %d running job(s) to finish",
+                self.settings.grace_period,
+                len(self._workers.running),
+            )
         while self._workers.running and time.monotonic() < deadline:
             time.sleep(0.05)
         running = list(self._workers.running.values())
@@ -165,8 +178,12 @@ class Service:
                 self.jobs.release(running)
                 log.warning("%d job(s) still running handed back to the queue", len(running))
             except StoreUnavailable as error:
-                log.warning("%d running job(s) not handed back (%s): they run again after "
-                            "PESTO_JOBS_VISIBILITY_TIMEOUT", len(running), error.message)
+                log.warning(
+                    "%d running job(s) not handed back (%s): they run again after "
+                    "PESTO_JOBS_VISIBILITY_TIMEOUT",
+                    len(running),
+                    error.message,
+                )
         return len(running)
 
     def close(self) -> None:
@@ -189,7 +206,8 @@ class Service:
         """What `GET /ready` answers: a 503 once leaving, else as `check_ready()`."""
         if self.leaving:
             raise ServiceError(
-                503, "the service is shutting down; retry on another instance",
+                503,
+                "the service is shutting down; retry on another instance",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
         self.check_ready()
@@ -198,12 +216,14 @@ class Service:
         """A 503 unless the service can take work now (`store`: the job store answers too)."""
         if self.stopping:
             raise ServiceError(
-                503, "the service is shutting down; retry on another instance",
+                503,
+                "the service is shutting down; retry on another instance",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
         if not self.ready:
             raise ServiceError(
-                503, "the service is starting (Process.on_start() is running); retry when "
+                503,
+                "the service is starting (Process.on_start() is running); retry when "
                 "GET /api/v1/ready answers 200",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
@@ -261,8 +281,11 @@ class Service:
             check_webhook_url(webhook, self.settings.webhook_allowlist)
         values = self.payloads.decode(parse_json(body))
         submission = Submission(
-            body=body, body_digest=hashlib.sha256(body).hexdigest(),
-            correlation_id=correlation_id, idempotency_key=idempotency_key, webhook=webhook,
+            body=body,
+            body_digest=hashlib.sha256(body).hexdigest(),
+            correlation_id=correlation_id,
+            idempotency_key=idempotency_key,
+            webhook=webhook,
             base_url=base_url,
         )
         job, created = self.jobs.submit(submission, self.slots.count + self.slots.queue_size)
@@ -277,13 +300,16 @@ class Service:
         """The job, or a 400 (malformed id) or 404 (no such job)."""
         if not JOB_ID.match(job_id):
             raise ServiceError(
-                400, f"{job_id!r} is not a job id: job ids are 16 to 64 letters, digits, - or _ "
-                "(the jobId a POST answered)", "job_id",
+                400,
+                f"{job_id!r} is not a job id: job ids are 16 to 64 letters, digits, - or _ "
+                "(the jobId a POST answered)",
+                "job_id",
             )
         job = self.jobs.get(job_id)
         if job is None:
             raise ServiceError(
-                404, f"no job {job_id!r} (it never existed, was deleted, or expired after "
+                404,
+                f"no job {job_id!r} (it never existed, was deleted, or expired after "
                 f"PESTO_JOBS_RETENTION, {self.settings.jobs_retention:g} s)",
             )
         return job
@@ -313,11 +339,15 @@ class Service:
         except ValueError:
             count = 0
         if not 1 <= count <= MAX_PAGE:
-            raise ServiceError(400, f"limit must be a whole number from 1 to {MAX_PAGE}, "
-                               f"not {limit!r}", "limit")
+            raise ServiceError(
+                400, f"limit must be a whole number from 1 to {MAX_PAGE}, not {limit!r}", "limit"
+            )
         if cursor is not None and not JOB_ID.match(cursor):
-            raise ServiceError(400, f"cursor {cursor!r} is not a job id; pass the `next` link "
-                               "of the previous page as it is", "cursor")
+            raise ServiceError(
+                400,
+                f"cursor {cursor!r} is not a job id; pass the `next` link of the previous page as it is",
+                "cursor",
+            )
         return self.jobs.page(count, cursor)
 
     def delete_job(self, job_id: str) -> tuple[Job, bool]:
@@ -379,20 +409,28 @@ class Service:
         delay = 0.1
         while True:
             try:
-                finished = self.jobs.finish(claimed, outcome.get("documents"),
-                                            error=outcome.get("error"),
-                                            cancelled=outcome.get("cancelled", False))
+                finished = self.jobs.finish(
+                    claimed,
+                    outcome.get("documents"),
+                    error=outcome.get("error"),
+                    cancelled=outcome.get("cancelled", False),
+                )
                 break
             except StoreUnavailable as error:
                 if self.stopping:
-                    log.error("job %s: its outcome is not stored (%s); another replica will run "
-                              "it again", claimed.job.id, error.message)
+                    log.error(
+                        "job %s: its outcome is not stored (%s); another replica will run it again",
+                        claimed.job.id,
+                        error.message,
+                    )
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
         if finished is None:
-            log.info("job %s had already ended (a run elsewhere finished it first): this "
-                     "run's outcome is dropped", claimed.job.id)
+            log.info(
+                "job %s had already ended (a run elsewhere finished it first): this run's outcome is dropped",
+                claimed.job.id,
+            )
         elif self.webhooks is not None and finished.webhook:
             self.webhooks.wake()
 
@@ -455,8 +493,10 @@ PROGRESS_EVERY = 0.2
 def _check_idempotency_key(key: str) -> None:
     if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
         raise ServiceError(
-            400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters "
-            f"(this one has {len(key)}); a UUID is a good key", "Idempotency-Key",
+            400,
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters "
+            f"(this one has {len(key)}); a UUID is a good key",
+            "Idempotency-Key",
         )
 
 
@@ -475,9 +515,12 @@ def _open_jobs(settings: Settings) -> JobBackend:
                 "shared results volume read-write, or unset it to keep results in Redis"
             ) from None
     jobs = open_backend(
-        url, retention=settings.jobs_retention,
+        url,
+        retention=settings.jobs_retention,
         visibility_timeout=settings.jobs_visibility_timeout,
-        max_attempts=settings.jobs_max_attempts, folder=folder, results_dir=results_dir,
+        max_attempts=settings.jobs_max_attempts,
+        folder=folder,
+        results_dir=results_dir,
         inline_bytes=settings.jobs_inline_bytes,
     )
     if folder is not None:

@@ -86,29 +86,21 @@ class Settings:
             slots=env.integer("PESTO_SLOTS", defaults.slots, minimum=1),
             queue_size=env.integer("PESTO_QUEUE_SIZE", defaults.queue_size, minimum=0),
             max_body_bytes=env.integer("PESTO_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
-            memory_body_bytes=env.integer(
-                "PESTO_MEMORY_BODY_BYTES", defaults.memory_body_bytes, minimum=0
-            ),
+            memory_body_bytes=env.integer("PESTO_MEMORY_BODY_BYTES", defaults.memory_body_bytes, minimum=0),
             header_timeout=env.seconds("PESTO_HEADER_TIMEOUT", defaults.header_timeout),
             idle_timeout=env.seconds("PESTO_IDLE_TIMEOUT", defaults.idle_timeout),
             max_connections=env.integer("PESTO_MAX_CONNECTIONS", defaults.max_connections, minimum=1),
             uri_allowlist=env.prefixes("PESTO_URI_ALLOWLIST"),
-            max_image_pixels=env.integer(
-                "PESTO_MAX_IMAGE_PIXELS", defaults.max_image_pixels, minimum=1
-            ),
+            max_image_pixels=env.integer("PESTO_MAX_IMAGE_PIXELS", defaults.max_image_pixels, minimum=1),
             jobs_dir=env.path("PESTO_JOBS_DIR", None),
             jobs_url=env.jobs_url("PESTO_JOBS_URL"),
             jobs_retention=env.seconds("PESTO_JOBS_RETENTION", defaults.jobs_retention),
             jobs_visibility_timeout=env.seconds(
                 "PESTO_JOBS_VISIBILITY_TIMEOUT", defaults.jobs_visibility_timeout
             ),
-            jobs_max_attempts=env.integer(
-                "PESTO_JOBS_MAX_ATTEMPTS", defaults.jobs_max_attempts, minimum=1
-            ),
+            jobs_max_attempts=env.integer("PESTO_JOBS_MAX_ATTEMPTS", defaults.jobs_max_attempts, minimum=1),
             jobs_results_dir=env.path("PESTO_JOBS_RESULTS_DIR", None),
-            jobs_inline_bytes=env.integer(
-                "PESTO_JOBS_INLINE_BYTES", defaults.jobs_inline_bytes, minimum=0
-            ),
+            jobs_inline_bytes=env.integer("PESTO_JOBS_INLINE_BYTES", defaults.jobs_inline_bytes, minimum=0),
             webhook_allowlist=env.prefixes("PESTO_WEBHOOK_ALLOWLIST"),
             webhook_secret=env.text("PESTO_WEBHOOK_SECRET", "") or None,
             webhook_max_attempts=env.integer(
@@ -138,16 +130,15 @@ class Settings:
         """The jobs folder, made if needed and checked writable (a fresh temporary one when none
         is configured): a volume mounted read-only or owned by another user fails at start, not
         at the first job."""
-        folder = self.jobs_dir or _file_url_path(self.jobs_url) or Path(
-            tempfile.mkdtemp(prefix="pesto-jobs-")
+        folder = (
+            self.jobs_dir or _file_url_path(self.jobs_url) or Path(tempfile.mkdtemp(prefix="pesto-jobs-"))
         )
         try:
             folder.mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=folder).close()
         except OSError as error:
             raise PestoError(
-                f"cannot create the jobs folder {folder} ({error}); set PESTO_JOBS_DIR to a "
-                "writable folder"
+                f"cannot create the jobs folder {folder} ({error}); set PESTO_JOBS_DIR to a writable folder"
             ) from None
         return folder
 

@@ -102,9 +102,7 @@ class Slots:
         with self._lock:
             self._admitted -= 1
 
-    def _run(
-        self, work: Callable[[], T], ticket: "_Ticket | None" = None, release: bool = False
-    ) -> T | None:
+    def _run(self, work: Callable[[], T], ticket: "_Ticket | None" = None, release: bool = False) -> T | None:
         """Run `work` once a slot is free; `release`: also end its admission when it is done."""
         with self._semaphore:
             with self._lock:

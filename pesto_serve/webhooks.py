@@ -42,18 +42,22 @@ def check_webhook_url(url: str, allowlist: tuple[str, ...]) -> str:
     """The webhook URL a request names, or a 400 saying why it is refused."""
     if not allowlist:
         raise ServiceError(
-            400, "this service sends no webhooks (its operator has set no "
-            "PESTO_WEBHOOK_ALLOWLIST); poll the job's status URL instead", HEADER,
+            400,
+            "this service sends no webhooks (its operator has set no "
+            "PESTO_WEBHOOK_ALLOWLIST); poll the job's status URL instead",
+            HEADER,
         )
     parts = urlsplit(url)
     if len(url) > MAX_URL or parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise ServiceError(
-            400, f"{HEADER} must be an http:// or https:// URL of at most {MAX_URL} characters",
+            400,
+            f"{HEADER} must be an http:// or https:// URL of at most {MAX_URL} characters",
             HEADER,
         )
     if not any(is_under(url, prefix) for prefix in allowlist):
         raise ServiceError(
-            400, f"{HEADER} {url!r} is not under an allowed prefix "
+            400,
+            f"{HEADER} {url!r} is not under an allowed prefix "
             f"(PESTO_WEBHOOK_ALLOWLIST: {', '.join(allowlist)}); use one of them",
             HEADER,
         )
@@ -73,7 +77,7 @@ def _signer(webhook_class, secret: str):
     if len(raw) < MIN_SECRET_BYTES:
         raise PestoError(
             f"PESTO_WEBHOOK_SECRET must be whsec_ followed by the base64 of {MIN_SECRET_BYTES} "
-            "to 64 random bytes (Standard Webhooks); make one with `python -c \"import base64,"
+            'to 64 random bytes (Standard Webhooks); make one with `python -c "import base64,'
             "os;print('whsec_'+base64.b64encode(os.urandom(32)).decode())\"`"
         )
     return webhook_class(secret)
@@ -152,22 +156,30 @@ class WebhookSender:
         else:
             next_attempt = stamp + min(self.backoff * 2 ** (attempts - 1), MAX_BACKOFF)
             delivery.update(state="retrying", lastError=error, nextAttempt=next_attempt)
-            log.warning("job %s: webhook attempt %d failed (%s); next in %.1f s",
-                        job.id, attempts, error, next_attempt - stamp)
+            log.warning(
+                "job %s: webhook attempt %d failed (%s); next in %.1f s",
+                job.id,
+                attempts,
+                error,
+                next_attempt - stamp,
+            )
         try:
             self.jobs.set_delivery(job.id, delivery, next_attempt)
         except StoreUnavailable as failure:
-            log.warning("job %s: webhook outcome not stored (%s): it may be sent again",
-                        job.id, failure.message)
+            log.warning(
+                "job %s: webhook outcome not stored (%s): it may be sent again", job.id, failure.message
+            )
 
     def _send(self, job: Job) -> str | None:
         """None when the receiver answered 2xx; otherwise why not."""
         sent_at = datetime.now(tz=UTC)
-        body = json.dumps({
-            "type": f"job.{job.status.lower()}",
-            "timestamp": sent_at.isoformat().replace("+00:00", "Z"),
-            "data": job_document(job, job.base_url),
-        }).encode()
+        body = json.dumps(
+            {
+                "type": f"job.{job.status.lower()}",
+                "timestamp": sent_at.isoformat().replace("+00:00", "Z"),
+                "data": job_document(job, job.base_url),
+            }
+        ).encode()
         message_id = f"{job.id}.{job.status.lower()}"
         headers = {
             "Content-Type": "application/json",

@@ -36,8 +36,7 @@ def holds_test_data(folder: Path) -> bool:
     """Whether a `resources` folder holds PESTO test folders or an expected describe."""
     try:
         return any(
-            (entry.name.startswith(TEST_FOLDER_PREFIX) and entry.is_dir())
-            or entry.name == DESCRIBE_FILE
+            (entry.name.startswith(TEST_FOLDER_PREFIX) and entry.is_dir()) or entry.name == DESCRIBE_FILE
             for entry in folder.iterdir()
         )
     except OSError:
@@ -216,13 +215,17 @@ class FolderItem(ServiceItem):
             except PestoError:
                 continue  # a type that cannot write files: its value is in the report
 
-    def _draw(self, folder: Path, comparison: Comparison, expected: dict, actual: dict, types: dict) -> list[str]:
+    def _draw(
+        self, folder: Path, comparison: Comparison, expected: dict, actual: dict, types: dict
+    ) -> list[str]:
         """Save the pictures of each differing key beside the actual answer; the report's lines
         naming them (or saying why a key has none: drawing never hides the mismatch)."""
         lines, drawn = [], []
         for key in comparison.differing:
             try:
-                saved = save_pictures(folder, key, types[key], expected[key], actual[key], self.run.settings.tolerance)
+                saved = save_pictures(
+                    folder, key, types[key], expected[key], actual[key], self.run.settings.tolerance
+                )
             except Exception as error:  # noqa: BLE001 (a plugin type may raise anything; the mismatch must still be reported)
                 lines.append(f"{key}: no pictures ({type(error).__name__}: {error})")
                 continue
@@ -269,7 +272,10 @@ class DescribeItem(ServiceItem):
             types = types_of(expected.keys() | actual.keys(), {}, registry)
             self.result_entry = results.comparison_entry(comparison, expected, actual, types, {})
             self.report_diff = readable_diff(
-                without_link_hosts(expected), without_link_hosts(actual), self.path.name, "GET /api/v1/describe"
+                without_link_hosts(expected),
+                without_link_hosts(actual),
+                self.path.name,
+                "GET /api/v1/describe",
             )
             raise Mismatch(
                 report.answer_mismatch(
@@ -280,7 +286,6 @@ class DescribeItem(ServiceItem):
                     self.update_hint(self.path),
                 )
             )
-
 
     def profile_files(self) -> list[Path]:
         """`expected_describe.<profile>.json` of each profile in effect that has one, in order."""

@@ -67,9 +67,7 @@ def _named(line: str, key: str) -> str:
     return key + line.removeprefix("answer") if line.startswith("answer") else f"{key}: {line}"
 
 
-def compare_describe(
-    expected: dict, actual: dict, registry: Registry, tolerance: Tolerance
-) -> Comparison:
+def compare_describe(expected: dict, actual: dict, registry: Registry, tolerance: Tolerance) -> Comparison:
     """Two describe documents key by key as JSON, the hosts and ports of `_links` aside."""
     types = types_of(expected.keys() | actual.keys(), {}, registry)
     return compare_answers(without_link_hosts(expected), without_link_hosts(actual), types, tolerance)

@@ -73,7 +73,9 @@ def contact_sheet(pictures: Pictures, title: str) -> bytes:
     panel_height = max(panel.height for panel in panels)
     panels_top = SHEET_MARGIN + SHEET_CAPTION * (len(lines_above) + 1)
     legend_top = panels_top + panel_height + SHEET_MARGIN
-    sheet = Image.new("RGB", (width, legend_top + SHEET_CAPTION * len(legend) + SHEET_MARGIN), SHEET_BACKGROUND)
+    sheet = Image.new(
+        "RGB", (width, legend_top + SHEET_CAPTION * len(legend) + SHEET_MARGIN), SHEET_BACKGROUND
+    )
     draw = ImageDraw.Draw(sheet)
     for row, line in enumerate(lines_above):
         draw.text((SHEET_MARGIN, SHEET_MARGIN + row * SHEET_CAPTION), line, fill=SHEET_TEXT, font=font)
@@ -121,7 +123,9 @@ def _textual(payload_type: PayloadType) -> bool:
 def _pretty(value: JSON) -> str:
     """Indented JSON, each array of numbers on one line (a coordinate pair, a bounding box)."""
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    return _NUMBER_ARRAY.sub(lambda m: "[" + ", ".join(m.group(1).replace(",", " ").split()) + "]", text) + "\n"
+    return (
+        _NUMBER_ARRAY.sub(lambda m: "[" + ", ".join(m.group(1).replace(",", " ").split()) + "]", text) + "\n"
+    )
 
 
 _NUMBER_ARRAY = re.compile(r"\[\s*((?:-?[\d.eE+-]+,\s*)*-?[\d.eE+-]+)\s*\]")

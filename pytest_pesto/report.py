@@ -36,9 +36,7 @@ def answer_mismatch(
     if comparison.missing:
         lines.append(f"{INDENT}missing from the answer: {', '.join(comparison.missing)}")
     if comparison.unexpected:
-        lines.append(
-            f"{INDENT}in the answer but not in {expected_name}: {', '.join(comparison.unexpected)}"
-        )
+        lines.append(f"{INDENT}in the answer but not in {expected_name}: {', '.join(comparison.unexpected)}")
     if saved is not None:
         lines.append(f"the whole actual answer is saved in {saved}")
     if pictures:

@@ -62,8 +62,10 @@ def demo(project: Path, photo: Path, key: str, profiles: list[str]) -> int:
     finally:
         service.remove()
     print(f"removed the container {service.name}")
-    print(f"{photo}: {json.dumps(answers[0])} in {times[0] * 1000:.0f} ms "
-          f"(POST /api/v1/process; sent again: {', '.join(f'{t * 1000:.0f}' for t in times[1:])} ms)")
+    print(
+        f"{photo}: {json.dumps(answers[0])} in {times[0] * 1000:.0f} ms "
+        f"(POST /api/v1/process; sent again: {', '.join(f'{t * 1000:.0f}' for t in times[1:])} ms)"
+    )
     return 0 if all(answer == answers[0] for answer in answers) else 1
 
 

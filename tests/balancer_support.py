@@ -138,11 +138,14 @@ class Fleet:
                 # The host's own loopback (where redis-server listens): the service listens
                 # on 127.0.0.1 at the replica's port itself.
                 options["environment"] = options.get("environment", {}) | {
-                    "PESTO_HOST": "127.0.0.1", "PESTO_PORT": str(replica.port)}
+                    "PESTO_HOST": "127.0.0.1",
+                    "PESTO_PORT": str(replica.port),
+                }
             else:
                 options["ports"] = {CONTAINER_PORT: ("127.0.0.1", replica.port)}
             replica.container = self.engine.containers.run(
-                self.image, detach=True, name=replica.name, **options)
+                self.image, detach=True, name=replica.name, **options
+            )
         else:
             replica.container.start()
         self.wait_ready(replica)
@@ -291,7 +294,8 @@ class Balancer:
         header, *rows = [line.split(",") for line in text.splitlines() if line]
         table = [dict(zip(header, row, strict=False)) for row in rows]
         return {
-            row["svname"]: row for row in table
+            row["svname"]: row
+            for row in table
             if row["pxname"] == "replicas" and row["svname"] not in ("BACKEND", "FRONTEND")
         }
 
@@ -300,7 +304,8 @@ class Balancer:
         started = time.monotonic()
         _wait_until(
             lambda: self.servers()[server]["status"].startswith(status),
-            f"{server} {status} in haproxy", timeout,
+            f"{server} {status} in haproxy",
+            timeout,
         )
         return time.monotonic() - started
 
@@ -315,7 +320,9 @@ def haproxy(
         yield from _haproxy(Path(temporary), servers, checks, server_close)
 
 
-def _haproxy(folder: Path, servers: list[Replica], checks: CheckTimings, server_close: bool) -> Iterator[Balancer]:
+def _haproxy(
+    folder: Path, servers: list[Replica], checks: CheckTimings, server_close: bool
+) -> Iterator[Balancer]:
     port = free_port()
     socket_path = folder / "haproxy.sock"
     config = folder / "haproxy.cfg"
@@ -334,4 +341,3 @@ def post_json(connection: http.client.HTTPConnection, path: str, body: dict) -> 
     connection.request("POST", path, json.dumps(body).encode(), {"Content-Type": "application/json"})
     answer = connection.getresponse()
     return answer.status, answer.read()
-

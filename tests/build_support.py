@@ -41,6 +41,8 @@ def remove_with_its_dependencies(engine, tag: str) -> None:
         engine.api.remove_image(image.labels["org.pesto.dependencies"], force=True)
     except (ImageNotFound, APIError):  # gone already, or another tag still uses it
         pass
+
+
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -75,7 +77,8 @@ def wait_ready(container) -> str:
 
 def http(url: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict, bytes]:
     request = urllib.request.Request(
-        url + path, method=method,
+        url + path,
+        method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Content-Type": "application/json"} if body is not None else {},
     )

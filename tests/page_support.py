@@ -35,11 +35,16 @@ def run_and_wait(driver, what: str = "outputs") -> None:
     driver.find_element("id", "run").click()
     wait_for(
         driver,
-        lambda d: d.find_element("id", "outputs").is_displayed() or d.find_element("id", "error").is_displayed(),
-        timeout=60, message="no outputs and no error after Run",
+        lambda d: (
+            d.find_element("id", "outputs").is_displayed() or d.find_element("id", "error").is_displayed()
+        ),
+        timeout=60,
+        message="no outputs and no error after Run",
     )
     if not driver.find_element("id", what).is_displayed():
-        pytest.fail(f"expected {what}, the page shows: {driver.find_element('tag name', 'main').text[-2000:]}")
+        pytest.fail(
+            f"expected {what}, the page shows: {driver.find_element('tag name', 'main').text[-2000:]}"
+        )
 
 
 def output(driver, name: str):
@@ -48,8 +53,11 @@ def output(driver, name: str):
 
 def pixels(driver, image) -> np.ndarray:
     """The picture as the page shows it, read back through a canvas: (height, width, RGBA)."""
-    wait_for(driver, lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image),
-             message="the picture never loaded")
+    wait_for(
+        driver,
+        lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image),
+        message="the picture never loaded",
+    )
     width, height, data = driver.execute_script(
         """const image = arguments[0];
         const canvas = document.createElement("canvas");
@@ -67,5 +75,3 @@ def pixels(driver, image) -> np.ndarray:
 
 def expected_pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGBA"))
-
-

@@ -57,5 +57,3 @@ def make_folder(root: Path, name: str, inputs: dict | None, outputs: dict | None
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content if isinstance(content, bytes) else content.encode())
     return folder
-
-

@@ -49,8 +49,13 @@ def command(*arguments, stdin: str | None = None, timeout: float = 300, **kwargs
     """Run a command; its CompletedProcess (text)."""
     flat = [part for a in arguments for part in (a if isinstance(a, tuple) else (a,))]
     return subprocess.run(
-        [str(a) for a in flat], input=stdin, capture_output=True, text=True,
-        timeout=timeout, check=False, **kwargs,
+        [str(a) for a in flat],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
     )
 
 

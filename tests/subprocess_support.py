@@ -69,15 +69,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: list[str], tmp_path: Path, env: dict | None = None, ready: bool = True,
-            port: int | None = None) -> Iterator[Server]:
+def running(
+    command: list[str], tmp_path: Path, env: dict | None = None, ready: bool = True, port: int | None = None
+) -> Iterator[Server]:
     port = port or free_port()
     log = tmp_path / f"service-{port}.log"
     environment = {**os.environ, "PESTO_JOBS_DIR": str(tmp_path / "jobs"), **(env or {})}
     with open(log, "wb") as stream:
         process = subprocess.Popen(
             [*command, *(["--port", str(port)] if command[0] == str(PESTO_SERVE) else [])],
-            stdout=stream, stderr=subprocess.STDOUT, env=environment,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            env=environment,
         )
     server = Server(process, port, log)
     try:

@@ -52,8 +52,9 @@ def sleep_image(engine, base_image) -> str:
 @pytest.fixture(scope="module")
 def pool(engine, sleep_image):
     """Three replicas as the Deployment runs them, behind HAProxy; all removed at the end."""
-    options = as_in_deployment(deployment_of(SLEEP, sleep_image), PESTO_SLOTS="2",
-                               PESTO_DRAIN_DELAY=str(CheckTimings().drain_delay))
+    options = as_in_deployment(
+        deployment_of(SLEEP, sleep_image), PESTO_SLOTS="2", PESTO_DRAIN_DELAY=str(CheckTimings().drain_delay)
+    )
     with (
         fleet(engine, sleep_image, REPLICAS, options) as replicas,
         haproxy(replicas.replicas) as balancer,
@@ -78,8 +79,9 @@ class Load:
         while not self.stop.is_set():
             sent = time.monotonic()
             try:
-                connection.request("POST", "/api/v1/process", b'{"text": "hello"}',
-                                   {"Content-Type": "application/json"})
+                connection.request(
+                    "POST", "/api/v1/process", b'{"text": "hello"}', {"Content-Type": "application/json"}
+                )
                 answer = connection.getresponse()
                 answer.read()
                 outcome: int | str = answer.status
@@ -116,7 +118,9 @@ def test_a_rolling_restart_under_load_drops_no_request(pool):
             started = time.monotonic()
             replicas.start(replica)
             back = balancer.wait_status(replica.name, "UP")
-            timings.append((replica.name, round(drained, 2), round(time.monotonic() - started, 2), round(back, 2)))
+            timings.append(
+                (replica.name, round(drained, 2), round(time.monotonic() - started, 2), round(back, 2))
+            )
         time.sleep(1)
     print("replica, SIGTERM to exit, start to ready, ready to UP in haproxy (s):", timings)
     assert len(traffic.outcomes) > 100
@@ -138,7 +142,9 @@ def test_a_killed_replica_fails_only_its_requests_in_flight_and_leaves_the_pool(
         time.sleep(1.5)
         still = int(balancer.servers()[victim.name]["stot"])
     failures = traffic.failures()
-    print(f"killed: {len(failures)} failed of {len(traffic.outcomes)}; out of the pool after {out_after:.2f} s")
+    print(
+        f"killed: {len(failures)} failed of {len(traffic.outcomes)}; out of the pool after {out_after:.2f} s"
+    )
     assert all(sent < killed for sent, _, _ in failures), "a request sent after the kill failed"
     assert len(failures) <= CONCURRENCY
     assert out_after <= balancer.checks.down_within + balancer.checks.interval_ms / 1000 + 1.0
@@ -160,10 +166,26 @@ def template_pool(engine, base_image):
 
 def test_the_pytest_plugin_passes_against_the_balancer(template_pool, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", f"--pesto-url={template_pool.url}", "-n", "4",
-         "-p", "no:cacheprovider", "-p", "no:randomly", "--rootdir", str(tmp_path),
-         str(TEMPLATE / "pesto" / "tests" / "resources")],
-        check=False, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--pesto-url={template_pool.url}",
+            "-n",
+            "4",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "--rootdir",
+            str(tmp_path),
+            str(TEMPLATE / "pesto" / "tests" / "resources"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "3 passed" in done.stdout

@@ -19,7 +19,8 @@ def post(url: str) -> int:
     import urllib.request
 
     request = urllib.request.Request(
-        url + "/api/v1/process", data=json.dumps({"text": "a", "number": 1}).encode(),
+        url + "/api/v1/process",
+        data=json.dumps({"text": "a", "number": 1}).encode(),
         headers={"Content-Type": "application/json"},
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -32,8 +33,12 @@ def test_ready_answers_503_first_while_work_is_still_answered(tmp_path):
     url = f"http://127.0.0.1:{port}"
     environment = os.environ | {"PESTO_DRAIN_DELAY": "1.5", "PESTO_GRACE_PERIOD": "5"}
     with (tmp_path / "serve.log").open("wb") as log:
-        service = subprocess.Popen([str(PESTO_SERVE), str(ECHO), "--port", str(port)],
-                                   stdout=log, stderr=subprocess.STDOUT, env=environment)
+        service = subprocess.Popen(
+            [str(PESTO_SERVE), str(ECHO), "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

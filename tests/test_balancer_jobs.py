@@ -42,11 +42,15 @@ def jobs_pool(engine, base_image, tmp_path_factory):
     redis = RedisServer(tmp_path_factory.mktemp("redis"))
     redis.start()
     try:
-        files = deploy.manifests(deploy.plan(
-            project.load(JOBS), deploy.DeployOptions(image=image, jobs_url=redis.url)))
+        files = deploy.manifests(
+            deploy.plan(project.load(JOBS), deploy.DeployOptions(image=image, jobs_url=redis.url))
+        )
         options = as_in_deployment(
-            files["deployment.yaml"], PESTO_JOBS_URL=redis.url, PESTO_SLOTS="2",
-            PESTO_JOBS_VISIBILITY_TIMEOUT=str(VISIBILITY_SECONDS), JOBS_THREAD_SAFE="1",
+            files["deployment.yaml"],
+            PESTO_JOBS_URL=redis.url,
+            PESTO_SLOTS="2",
+            PESTO_JOBS_VISIBILITY_TIMEOUT=str(VISIBILITY_SECONDS),
+            JOBS_THREAD_SAFE="1",
             PESTO_DRAIN_DELAY=str(CheckTimings().drain_delay),
         ) | {"network_mode": "host"}
         with (
@@ -59,8 +63,9 @@ def jobs_pool(engine, base_image, tmp_path_factory):
 
 
 def submit(url: str, body: dict) -> str:
-    request = urllib.request.Request(url + "/api/v1/process", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url + "/api/v1/process", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with NO_PROXY.open(request, timeout=10) as answer:
         assert answer.status == 202
         return json.loads(answer.read())["jobId"]

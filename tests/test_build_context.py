@@ -37,17 +37,29 @@ def edit_json(path: Path, **changes) -> None:
 @pytest.mark.parametrize(
     ("breakage", "message"),
     [
-        (lambda p: (p / "pesto/api/description.json").write_text("{ not json"),
-         "pesto/api/description.json: line 1, column 3"),
-        (lambda p: edit_json(p / "pesto/build/build.json", name="My Service"),
-         "pesto/build/build.json: name 'My Service' cannot name an image"),
-        (lambda p: edit_json(p / "pesto/build/build.json", version="1.0+local"),
-         "version and profiles make the tag '1.0+local'"),
+        (
+            lambda p: (p / "pesto/api/description.json").write_text("{ not json"),
+            "pesto/api/description.json: line 1, column 3",
+        ),
+        (
+            lambda p: edit_json(p / "pesto/build/build.json", name="My Service"),
+            "pesto/build/build.json: name 'My Service' cannot name an image",
+        ),
+        (
+            lambda p: edit_json(p / "pesto/build/build.json", version="1.0+local"),
+            "version and profiles make the tag '1.0+local'",
+        ),
         (lambda p: shutil.rmtree(p / "algorithm"), "has no algorithm/process.py"),
-        (lambda p: edit_json(p / "pesto/build/requirements.json", requirements={"w": {"from": "w.tar.gz", "to": "/w"}}),
-         "resource 'w'"),
-        (lambda p: (p / "requirements.txt").write_text("this is not a requirement ===\n"),
-         "pip could not resolve the project's requirements.txt"),
+        (
+            lambda p: edit_json(
+                p / "pesto/build/requirements.json", requirements={"w": {"from": "w.tar.gz", "to": "/w"}}
+            ),
+            "resource 'w'",
+        ),
+        (
+            lambda p: (p / "requirements.txt").write_text("this is not a requirement ===\n"),
+            "pip could not resolve the project's requirements.txt",
+        ),
     ],
 )
 def test_broken_project_fails_before_the_engine_is_called(sample, tmp_path, breakage, message):
@@ -162,15 +174,19 @@ def test_a_plan_is_made_without_the_disk_and_its_tag_follows_what_the_image_hold
     plan = context.plan(project, "svc:1", "pesto-base:bookworm", planned_inputs())
     assert plan.dependencies_tag.startswith("svc-deps:")
     assert plan.dependencies_links == {
-        "wheels/runtime-deps": Path("/nowhere/wheels"), "resources/0-model": Path("/nowhere/model"),
+        "wheels/runtime-deps": Path("/nowhere/wheels"),
+        "resources/0-model": Path("/nowhere/model"),
     }
     assert plan.service_links == {"runtime": Path("/nowhere/runtime")}
     assert f'"org.pesto.dependencies"="{plan.dependencies_tag}"' in plan.service_dockerfile
     assert "COPY resources/0-model/ /opt/model/" in plan.dependencies_dockerfile
     same = context.plan(project, "svc:1", "pesto-base:bookworm", planned_inputs())
-    other_wheel = context.plan(project, "svc:1", "pesto-base:bookworm", planned_inputs(
-        ["wheels/runtime-deps/bottle-0.14-py3-none-any.whl"]
-    ))
+    other_wheel = context.plan(
+        project,
+        "svc:1",
+        "pesto-base:bookworm",
+        planned_inputs(["wheels/runtime-deps/bottle-0.14-py3-none-any.whl"]),
+    )
     other_base = context.plan(project, "svc:1", "other-base:1", planned_inputs())
     assert same.dependencies_tag == plan.dependencies_tag
     assert len({plan.dependencies_tag, other_wheel.dependencies_tag, other_base.dependencies_tag}) == 3

@@ -86,9 +86,15 @@ def test_no_volume_without_a_stateful_profile():
 
 
 def test_service_image_puts_the_code_last_after_config_and_runtime():
-    lines = instructions(service_dockerfile(ServiceRecipe(
-        "svc-deps:0123", {"TORCH_HOME": "/opt/torch"}, {"org.pesto.name": "svc"},
-    )))
+    lines = instructions(
+        service_dockerfile(
+            ServiceRecipe(
+                "svc-deps:0123",
+                {"TORCH_HOME": "/opt/torch"},
+                {"org.pesto.name": "svc"},
+            )
+        )
+    )
     assert lines[0] == "FROM svc-deps:0123"
     assert lines[1] == "COPY runtime/ /opt/pesto/runtime/"
     assert lines[-2] == "COPY etc/pesto/ /etc/pesto/"
@@ -97,11 +103,13 @@ def test_service_image_puts_the_code_last_after_config_and_runtime():
 
 
 def test_environment_is_quoted_and_may_expand_variables_but_labels_may_not():
-    text = service_dockerfile(ServiceRecipe(
-        "svc-deps:0123",
-        {"GREETING": 'say "hi" \\ there', "PYTHONPATH": "$PYTHONPATH:/opt/lib"},
-        {"org.opencontainers.image.description": "costs $5"},
-    ))
+    text = service_dockerfile(
+        ServiceRecipe(
+            "svc-deps:0123",
+            {"GREETING": 'say "hi" \\ there', "PYTHONPATH": "$PYTHONPATH:/opt/lib"},
+            {"org.opencontainers.image.description": "costs $5"},
+        )
+    )
     assert 'GREETING="say \\"hi\\" \\\\ there"' in text
     assert 'PYTHONPATH="$PYTHONPATH:/opt/lib"' in text
     assert '"org.opencontainers.image.description"="costs \\$5"' in text
@@ -138,10 +146,24 @@ def test_the_trim_removes_tests_headers_test_programs_and_pip_and_keeps_the_code
     python = venv / "bin" / "python"
     site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     assert site.is_dir(), sysconfig.get_paths()
-    kept = ["pkg/__init__.py", "pkg/testing/__init__.py", "pkg/lib/libpkg.so", "pkg/bin/tool",
-            "tests/__init__.py", "pkg/__pycache__/mod.cpython-311.pyc"]
-    removed = ["pkg/tests/test_a.py", "pkg/sub/test/data.bin", "pkg/include/pkg.h", "pkg/include/x.hpp",
-               "pkg/lib/libpkg.a", "pkg/bin/StoreTest", "pip/__init__.py", "pip-24.0.dist-info/RECORD"]
+    kept = [
+        "pkg/__init__.py",
+        "pkg/testing/__init__.py",
+        "pkg/lib/libpkg.so",
+        "pkg/bin/tool",
+        "tests/__init__.py",
+        "pkg/__pycache__/mod.cpython-311.pyc",
+    ]
+    removed = [
+        "pkg/tests/test_a.py",
+        "pkg/sub/test/data.bin",
+        "pkg/include/pkg.h",
+        "pkg/include/x.hpp",
+        "pkg/lib/libpkg.a",
+        "pkg/bin/StoreTest",
+        "pip/__init__.py",
+        "pip-24.0.dist-info/RECORD",
+    ]
     for name in kept + removed:
         (site / name).parent.mkdir(parents=True, exist_ok=True)
         (site / name).write_bytes(b"x" * 100)

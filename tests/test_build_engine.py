@@ -92,8 +92,11 @@ def test_default_profile_image_answers_over_http(engine, builder):
         assert json.loads(http(url, "GET", "/api/v1/describe")[2])["name"] == "resourceful"
         assert container.exec_run(["id", "-u"]).output.strip() == b"10001"
         probe = json.loads(
-            (result.workspace / "dependencies" / "Dockerfile").read_text().split("HEALTHCHECK")[1]
-            .split(" CMD ", 1)[1].splitlines()[0]
+            (result.workspace / "dependencies" / "Dockerfile")
+            .read_text()
+            .split("HEALTHCHECK")[1]
+            .split(" CMD ", 1)[1]
+            .splitlines()[0]
         )
         assert container.exec_run(probe).exit_code == 0, "the health check passes once ready"
         where = container.exec_run(["python", "-c", "import pesto_serve; print(pesto_serve.__file__)"])

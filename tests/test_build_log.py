@@ -121,7 +121,9 @@ class EngineThatLosesALayerOnce:
         yield {"stream": "STEP 1/2: FROM base:1\n"}
         yield {"stream": "STEP 2/2: COPY project/ /opt/pesto/project/\n"}
         if self.builds == 1:
-            yield {"error": "checking if cached image exists from a previous build: getting top layer info: layer not known"}
+            yield {
+                "error": "checking if cached image exists from a previous build: getting top layer info: layer not known"
+            }
         else:
             yield {"aux": {"ID": "sha256:0123"}}
 
@@ -131,6 +133,12 @@ def test_a_layer_lost_to_another_client_is_built_again(tmp_path):
 
     engine = EngineThatLosesALayerOnce()
     lines: list[str] = []
-    assert run_build(engine, BuildStep("service", tmp_path, "svc:1", lines.append, tmp_path / "build.log")) == "sha256:0123"
+    assert (
+        run_build(engine, BuildStep("service", tmp_path, "svc:1", lines.append, tmp_path / "build.log"))
+        == "sha256:0123"
+    )
     assert engine.builds == 2
-    assert "service: the engine lost a cached layer (another client removed images meanwhile); building again" in lines
+    assert (
+        "service: the engine lost a cached layer (another client removed images meanwhile); building again"
+        in lines
+    )

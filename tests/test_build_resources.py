@@ -19,7 +19,11 @@ def cache(tmp_path: Path) -> Path:
 def test_archive_is_unpacked_with_its_folders_and_inner_links(tmp_path, cache):
     archive = make_archive(
         tmp_path / "model.tar.gz",
-        [entry("weights/"  , tarfile.DIRTYPE), entry("weights/a.bin"), entry("latest", tarfile.SYMTYPE, "weights/a.bin")],
+        [
+            entry("weights/", tarfile.DIRTYPE),
+            entry("weights/a.bin"),
+            entry("latest", tarfile.SYMTYPE, "weights/a.bin"),
+        ],
         {"weights/a.bin": b"\x00\x01"},
     )
     fetched = resources.fetch(Resource("model", "model.tar.gz", "/opt/model"), tmp_path, cache)
@@ -57,7 +61,11 @@ def test_unsafe_archive_is_refused_before_anything_is_written(tmp_path, cache, m
 def test_a_link_inside_the_target_is_accepted(tmp_path, cache):
     make_archive(
         tmp_path / "ok.tar.gz",
-        [entry("a/b.txt"), entry("a/c", tarfile.SYMTYPE, "b.txt"), entry("d", tarfile.SYMTYPE, "a/../a/b.txt")],
+        [
+            entry("a/b.txt"),
+            entry("a/c", tarfile.SYMTYPE, "b.txt"),
+            entry("d", tarfile.SYMTYPE, "a/../a/b.txt"),
+        ],
         {"a/b.txt": b"b"},
     )
     fetched = resources.fetch(Resource("ok", "ok.tar.gz", "/opt/ok"), tmp_path, cache)

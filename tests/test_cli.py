@@ -88,15 +88,33 @@ def test_build_prints_the_tag_last_and_list_shows_the_image(tmp_path, engine, ba
     root = tmp_path / name
     shutil.copytree(SAMPLE, root)
     build_file = root / "pesto" / "build" / "build.json"
-    build_file.write_text(json.dumps({
-        **json.loads(build_file.read_text()), "name": name, "workspace": str(tmp_path / "ws"),
-    }))
+    build_file.write_text(
+        json.dumps(
+            {
+                **json.loads(build_file.read_text()),
+                "name": name,
+                "workspace": str(tmp_path / "ws"),
+            }
+        )
+    )
     wheel = wheels.runtime_wheel(cache_folder(tmp_path / "ws" / "n" / "v"))
     tag = f"{name}:1.0.0-stateful"
     try:
-        assert main([
-            "build", str(root), "-p", "stateful", "--base-image", base_image, "--runtime-wheel", str(wheel),
-        ]) == 0
+        assert (
+            main(
+                [
+                    "build",
+                    str(root),
+                    "-p",
+                    "stateful",
+                    "--base-image",
+                    base_image,
+                    "--runtime-wheel",
+                    str(wheel),
+                ]
+            )
+            == 0
+        )
         out, err = capsys.readouterr()
         assert out.splitlines()[-1] == tag
         assert "service: step" in err and f"built {tag}" in err
@@ -108,4 +126,3 @@ def test_build_prints_the_tag_last_and_list_shows_the_image(tmp_path, engine, ba
         assert row[:3] == [name, "1.0.0-stateful", "stateful"]
     finally:
         remove_with_its_dependencies(engine, tag)
-

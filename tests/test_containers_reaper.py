@@ -20,7 +20,9 @@ def test_an_owner_is_alive_while_its_process_runs_and_gone_after():
         child.kill()
         child.wait()
     assert not containers.owner_alive(owner)
-    assert containers.owner_alive(f"another-host:{child.pid}:1"), "another host's processes are not ours to judge"
+    assert containers.owner_alive(f"another-host:{child.pid}:1"), (
+        "another host's processes are not ours to judge"
+    )
     assert not containers.owner_alive(owner.rpartition(":")[0] + ":1"), "a reused pid is another process"
 
 
@@ -29,11 +31,16 @@ def test_the_next_start_removes_the_containers_of_a_killed_owner(engine, base_im
     dead_owner = f"{containers.current_owner().split(':')[0]}:{dead.pid}:{containers._started(dead.pid)}"
     dead.wait()
     orphan = engine.containers.run(
-        base_image, ["sleep", "300"], detach=True, name="pesto-test-orphan-" + str(dead.pid),
+        base_image,
+        ["sleep", "300"],
+        detach=True,
+        name="pesto-test-orphan-" + str(dead.pid),
         labels={containers.TEST_LABEL: "true", containers.OWNER_LABEL: dead_owner},
     )
     ours = engine.containers.run(
-        base_image, ["sleep", "300"], detach=True,
+        base_image,
+        ["sleep", "300"],
+        detach=True,
         labels={containers.TEST_LABEL: "true", containers.OWNER_LABEL: containers.current_owner()},
     )
     try:

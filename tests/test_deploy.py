@@ -62,18 +62,23 @@ def set_json(path: Path, **values) -> None:
 
 
 # -- every file validates ---------------------------------------------------------------------
-@pytest.mark.parametrize(("profiles", "options"), [
-    ((), {}),
-    (("gpu",), {"replicas": 1}),
-    (("stateful",), {"replicas": 1, "autoscaler": "none"}),
-    (("stateful",), {"replicas": 3, "jobs_url": JOBS_URL}),
-    (("stateful",), {"replicas": 2, "jobs_url": "rediss://10.0.0.7/0", "autoscaler": "cpu"}),
-])
+@pytest.mark.parametrize(
+    ("profiles", "options"),
+    [
+        ((), {}),
+        (("gpu",), {"replicas": 1}),
+        (("stateful",), {"replicas": 1, "autoscaler": "none"}),
+        (("stateful",), {"replicas": 3, "jobs_url": JOBS_URL}),
+        (("stateful",), {"replicas": 2, "jobs_url": "rediss://10.0.0.7/0", "autoscaler": "cpu"}),
+    ],
+)
 def test_every_generated_object_validates_against_the_kubernetes_schemas(profiles, options):
     files = files_for(PROJECTS / "echo", *profiles, **options)
     for document in files.values():
         validate(document)
-    assert files["kustomization.yaml"]["resources"] == [name for name in files if name != "kustomization.yaml"]
+    assert files["kustomization.yaml"]["resources"] == [
+        name for name in files if name != "kustomization.yaml"
+    ]
 
 
 def test_the_validation_can_fail():
@@ -94,9 +99,21 @@ def test_the_validation_can_fail():
 def test_the_cli_writes_a_folder_that_validates(tmp_path):
     output = tmp_path / "deploy"
     done = subprocess.run(
-        [str(PESTO_PACK), "deploy", str(PROJECTS / "echo"), "--image", IMAGE, "--replicas", "3",
-         "-o", str(output)],
-        check=False, capture_output=True, text=True, timeout=60,
+        [
+            str(PESTO_PACK),
+            "deploy",
+            str(PROJECTS / "echo"),
+            "--image",
+            IMAGE,
+            "--replicas",
+            "3",
+            "-o",
+            str(output),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(output)
@@ -107,9 +124,16 @@ def test_the_cli_writes_a_folder_that_validates(tmp_path):
         validate(document)
     assert written["deployment.yaml"]["spec"]["replicas"] == 3
     checked = subprocess.run(
-        [str(PESTO_PACK.with_name("kubernetes-validate")), "--strict", "--quiet",
-         *(str(output / name) for name in sorted(written) if name != "kustomization.yaml")],
-        check=False, capture_output=True, text=True, timeout=60,
+        [
+            str(PESTO_PACK.with_name("kubernetes-validate")),
+            "--strict",
+            "--quiet",
+            *(str(output / name) for name in sorted(written) if name != "kustomization.yaml"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
@@ -140,10 +164,16 @@ def test_the_pod_outlives_the_pause_and_the_services_grace_period(echo):
 
 def test_a_rolling_update_never_lowers_capacity_and_drains_go_one_by_one():
     files = files_for(PROJECTS / "echo", replicas=3)
-    assert files["deployment.yaml"]["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert files["deployment.yaml"]["spec"]["strategy"]["rollingUpdate"] == {
+        "maxSurge": 1,
+        "maxUnavailable": 0,
+    }
     assert files["pdb.yaml"]["spec"]["maxUnavailable"] == 1
     assert files["pdb.yaml"]["spec"]["selector"] == files["deployment.yaml"]["spec"]["selector"]
-    assert files["service.yaml"]["spec"]["selector"] == files["deployment.yaml"]["spec"]["selector"]["matchLabels"]
+    assert (
+        files["service.yaml"]["spec"]["selector"]
+        == files["deployment.yaml"]["spec"]["selector"]["matchLabels"]
+    )
 
 
 # -- security ---------------------------------------------------------------------------------
@@ -205,8 +235,10 @@ def test_the_gpu_profile_asks_for_a_gpu():
 
 
 def test_the_projects_settings_and_port_reach_the_container(echo):
-    set_json(echo / "pesto" / "build" / "requirements.json",
-             environments={"PESTO_PORT": "9000", "PESTO_QUEUE_SIZE": "7", "MODEL_NAME": "small"})
+    set_json(
+        echo / "pesto" / "build" / "requirements.json",
+        environments={"PESTO_PORT": "9000", "PESTO_QUEUE_SIZE": "7", "MODEL_NAME": "small"},
+    )
     files = files_for(echo)
     container = container_of(files)
     assert container["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
@@ -224,7 +256,10 @@ def test_the_jobs_password_comes_from_a_secret_and_never_appears():
     assert environment["PESTO_JOBS_PASSWORD"]["valueFrom"] == {
         "secretKeyRef": {"name": "echo-jobs", "key": "password"}
     }
-    assert environment["PESTO_JOBS_URL"]["value"] == "redis://:$(PESTO_JOBS_PASSWORD)@jobs-redis.pesto.svc:6379/2"
+    assert (
+        environment["PESTO_JOBS_URL"]["value"]
+        == "redis://:$(PESTO_JOBS_PASSWORD)@jobs-redis.pesto.svc:6379/2"
+    )
     assert names.index("PESTO_JOBS_PASSWORD") < names.index("PESTO_JOBS_URL")  # $(...) needs it first
 
 

@@ -44,10 +44,14 @@ def test_the_documented_commands_take_the_documented_options():
 
 
 def test_the_documented_names_are_the_manifests_own():
-    files = deploy.manifests(deploy.plan(
-        project.load(ECHO, ["stateful"]),
-        deploy.DeployOptions(image="127.0.0.1:5000/echo@sha256:" + "0" * 64, jobs_url="redis://redis:6379/0"),
-    ))
+    files = deploy.manifests(
+        deploy.plan(
+            project.load(ECHO, ["stateful"]),
+            deploy.DeployOptions(
+                image="127.0.0.1:5000/echo@sha256:" + "0" * 64, jobs_url="redis://redis:6379/0"
+            ),
+        )
+    )
     trigger = files["scaledobject.yaml"]["spec"]["triggers"][0]["metadata"]
     assert f"stream: {stream_name()}" in DOC and trigger["stream"] == stream_name()
     assert f"consumerGroup: {CONSUMER_GROUP}" in DOC and trigger["consumerGroup"] == CONSUMER_GROUP

@@ -44,9 +44,12 @@ def volume(engine) -> Iterator[str]:
 def service(engine, image: str, volume: str) -> Iterator[tuple[str, object]]:
     """A container of `image` with `volume` as its jobs folder, ready; always removed."""
     container = engine.containers.run(
-        image, detach=True, ports={"8080/tcp": ("127.0.0.1", None)},
+        image,
+        detach=True,
+        ports={"8080/tcp": ("127.0.0.1", None)},
         volumes={volume: {"bind": JOBS_DIR, "mode": "rw"}},
-        environment={"PESTO_QUEUE_SIZE": str(JOBS + 50)}, labels={"org.pesto.test": "true"},
+        environment={"PESTO_QUEUE_SIZE": str(JOBS + 50)},
+        labels={"org.pesto.test": "true"},
     )
     try:
         yield wait_ready(container), container

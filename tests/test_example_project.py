@@ -64,7 +64,9 @@ def images(engine, base_image) -> dict[str, str]:
     with the dependencies images that these builds made."""
     subprocess.run(
         [sys.executable, str(EXAMPLE / "scripts" / "make_checkpoint.py")],
-        check=True, capture_output=True, timeout=600,
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     run = secrets.token_hex(4)
     built: dict[str, BuiltImage] = {}
@@ -93,9 +95,17 @@ def run_test_folders(tag: str, report: Path, *options: str) -> dict[str, str]:
     """`pytest --pesto-image=TAG` on the example's resources folder, in a pytest of its own;
     the outcome of each item (from the junit XML written to `report`), by item name."""
     command = [
-        sys.executable, "-m", "pytest", f"--pesto-image={tag}", "-p", "no:cacheprovider",
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--pesto-image={tag}",
+        "-p",
+        "no:cacheprovider",
         *(f"--pesto-env={key}={value}" for key, value in THREADS.items()),
-        f"--rootdir={EXAMPLE}", f"--junitxml={report}", *options, str(RESOURCES),
+        f"--rootdir={EXAMPLE}",
+        f"--junitxml={report}",
+        *options,
+        str(RESOURCES),
     ]
     done = subprocess.run(command, cwd=EXAMPLE, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
@@ -113,7 +123,8 @@ def folder_names() -> list[str]:
 
 def containers_of(engine, tag: str) -> list[str]:
     return [
-        c.name for c in engine.containers.list(all=True)
+        c.name
+        for c in engine.containers.list(all=True)
         if c.attrs["Config"]["Image"].rsplit("/", 1)[-1] == tag
     ]
 

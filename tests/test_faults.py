@@ -38,7 +38,10 @@ def test_process_raising_or_breaking_its_schema_is_a_500_and_the_next_request_is
         undeclared = server.post("/api/v1/process", json={"mode": "undeclared_output"})
         answered = server.post("/api/v1/process", json={"mode": "ok"})
     assert raised.status_code == 500
-    assert raised.json()["error"]["message"] == "the service's process() raised ValueError: the input asked for an error"
+    assert (
+        raised.json()["error"]["message"]
+        == "the service's process() raised ValueError: the input asked for an error"
+    )
     assert (broken.status_code, broken.json()["error"]["field"]) == (500, "result")
     assert "breaks output_schema.json at result" in broken.json()["error"]["message"]
     assert (undeclared.status_code, undeclared.json()["error"]["field"]) == (500, "surprise")

@@ -40,7 +40,13 @@ def project_with_archive(tmp_path: Path, members: list, data: dict, digest: str 
         ([entry("up", tarfile.SYMTYPE, "../../.."), entry("up/planted.txt")], "outside the target folder"),
         ([entry("hard", tarfile.LNKTYPE, "../../etc/passwd")], "outside the target folder"),
     ],
-    ids=["absolute path", "dot dot", "absolute symlink", "symlink out then a file through it", "hard link out"],
+    ids=[
+        "absolute path",
+        "dot dot",
+        "absolute symlink",
+        "symlink out then a file through it",
+        "hard link out",
+    ],
 )
 def test_build_refuses_an_unsafe_archive_and_writes_nothing_outside(tmp_path, capsys, members, problem):
     data = {member.name: b"planted" for member in members if member.isfile()}

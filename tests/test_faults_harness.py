@@ -72,7 +72,10 @@ def one_folder(pytester) -> None:
     ("handle", "message"),
     [
         (answers_404, "GET http://127.0.0.1:*/api/v1/ready answered 404: is a PESTO service there?*"),
-        (speaks_ssh, "GET http://127.0.0.1:*/api/v1/ready: the answer is not HTTP (BadStatusLine: SSH-2.0-OpenSSH_9.2);*"),
+        (
+            speaks_ssh,
+            "GET http://127.0.0.1:*/api/v1/ready: the answer is not HTTP (BadStatusLine: SSH-2.0-OpenSSH_9.2);*",
+        ),
     ],
     ids=["a web server that is not pesto", "a server that does not speak http"],
 )
@@ -95,7 +98,9 @@ def test_an_engine_that_does_not_answer_is_a_clear_error(pytester, tmp_path, mon
     result = pytester.runpytest_subprocess("--pesto-image=faulty:1.0.0")
 
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"no container engine answers at unix://{tmp_path}/no-engine.sock*set DOCKER_HOST*"])
+    result.stdout.fnmatch_lines(
+        [f"no container engine answers at unix://{tmp_path}/no-engine.sock*set DOCKER_HOST*"]
+    )
 
 
 def containers_of(engine, tag: str) -> set[str]:
@@ -114,7 +119,9 @@ def test_two_sessions_at_once_each_get_a_port_of_their_own_and_leave_nothing(pyt
     before = containers_of(engine, tag)
     command = [sys.executable, "-m", "pytest", f"--pesto-image={tag}", "-p", "no:cacheprovider", "-q"]
     sessions = [
-        subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         for _ in range(2)
     ]
     outputs = [session.communicate(timeout=300)[0] for session in sessions]

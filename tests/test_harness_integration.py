@@ -20,7 +20,6 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 pytest_plugins = ["pytester"]
 
 
-
 def containers_of(engine, tag: str) -> list[str]:
     return [
         container.name
@@ -46,14 +45,18 @@ def test_built_images_answer_every_file_type_and_report_differences(pytester, en
     assert containers_of(engine, mirror_images[kind]) == []
 
 
-def test_an_image_whose_on_start_fails_is_an_error_with_its_log_and_nothing_runs_on(pytester, engine, base_image):
+def test_an_image_whose_on_start_fails_is_an_error_with_its_log_and_nothing_runs_on(
+    pytester, engine, base_image
+):
     tag = build(PROJECTS / "faulty")
     make_folder(pytester.path, "test_1", {"mode.string": "ok"}, {"result.string": "ok"})
 
     result = pytester.runpytest(f"--pesto-image={tag}", "--pesto-env=FAULTY_ON_START=raise")
 
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"{tag} did not start: the container * exited with code *", "*on_start failed on purpose*"])
+    result.stdout.fnmatch_lines(
+        [f"{tag} did not start: the container * exited with code *", "*on_start failed on purpose*"]
+    )
     assert containers_of(engine, tag) == []
 
 
@@ -80,7 +83,9 @@ def test_the_project_that_init_makes_passes_out_of_the_box(tmp_path, engine, bas
     assert containers_of(engine, tag) == []
 
 
-def test_pesto_pack_test_passes_the_template_projects_folders_and_writes_results(tmp_path, engine, base_image):
+def test_pesto_pack_test_passes_the_template_projects_folders_and_writes_results(
+    tmp_path, engine, base_image
+):
     project = tmp_path / "template"
     shutil.copytree(PROJECTS / "template", project)
     tag = build(project)
@@ -89,4 +94,8 @@ def test_pesto_pack_test_passes_the_template_projects_folders_and_writes_results
 
     assert status == 0
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results == {"describe": {"NoDifference": True}, "test_1": {"NoDifference": True}, "test_2": {"NoDifference": True}}
+    assert results == {
+        "describe": {"NoDifference": True},
+        "test_1": {"NoDifference": True},
+        "test_2": {"NoDifference": True},
+    }

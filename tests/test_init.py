@@ -87,8 +87,11 @@ def test_prompts_offer_defaults_and_ask_again_after_a_refused_answer(tmp_path, c
 
     values = init.answers(tmp_path / "svc", {"email": "me@example.com"}, ask)
     assert values == {
-        "name": "svc", "version": "2.0.0", "description": "My service",
-        "organization": "", "email": "me@example.com",
+        "name": "svc",
+        "version": "2.0.0",
+        "description": "My service",
+        "organization": "",
+        "email": "me@example.com",
     }
     assert prompts[0] == "Service name [svc]: " and prompts[1] == "Service name [svc]: "
     assert not any(p.startswith("Contact e-mail") for p in prompts), "options are not asked again"
@@ -122,7 +125,9 @@ def test_the_project_builds_and_serves(tmp_path, engine, base_image):
             assert without_link_hosts(json.loads(body)) == without_link_hosts(expected)
             summary = (target / "pesto/tests/resources/test_2/output/summary.string").read_text()
             image = (target / "pesto/tests/resources/test_2/input/image.png").read_bytes()
-            status, _, body = http(url, "POST", "/api/v1/process", {"image": base64.b64encode(image).decode()})
+            status, _, body = http(
+                url, "POST", "/api/v1/process", {"image": base64.b64encode(image).decode()}
+            )
             assert status == 200 and json.loads(body)["summary"] == summary
     finally:
         for reference in (built.tag, built.dependencies_tag):

@@ -26,5 +26,7 @@ def test_the_runtime_requirements_add_only_the_extras_asked_for(tmp_path):
     plain = ["bottle>=0.13", 'tomli>=2; python_version < "3.11"']
     assert wheels.runtime_requirements(wheel) == plain
     assert wheels.runtime_requirements(wheel, RUNTIME_EXTRAS) == [
-        *plain, "redis>=5.0", "standardwebhooks>=1.0"
+        *plain,
+        "redis>=5.0",
+        "standardwebhooks>=1.0",
     ]

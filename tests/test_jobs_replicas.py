@@ -110,8 +110,7 @@ def test_300_jobs_across_3_replicas_one_killed_mid_run_end_done_once_each(cluste
     replicas = cluster.replicas
     bodies = [{"tag": f"kill{n}", "seconds": 0.05} for n in range(300)]
     with ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(
-            lambda n: cluster.submit(replicas[n % 3], bodies[n]), range(len(bodies))))
+        answers = list(pool.map(lambda n: cluster.submit(replicas[n % 3], bodies[n]), range(len(bodies))))
     assert {a.status_code for a in answers} == {202}
     ids = [a.json()["jobId"] for a in answers]
     wait_for(lambda: sum(cluster.calls().values()) >= 100, "a third of the jobs run")
@@ -145,9 +144,13 @@ def test_a_replica_stopped_mid_job_hands_it_back_after_its_grace_period(cluster)
     first = cluster.alive()[0]
     job_id = cluster.submit(first, {"tag": "handback", "seconds": 30, "steps": 300}).json()["jobId"]
     wait_for(lambda: (cluster.status(job_id)["progress"] or 0) > 0, "the job reports progress")
+
     def runs():
-        return [line.split(":")[1] for line in cluster.calls_file.read_text().split()
-                if line.startswith("handback:")]
+        return [
+            line.split(":")[1]
+            for line in cluster.calls_file.read_text().split()
+            if line.startswith("handback:")
+        ]
 
     index = next(i for i, r in enumerate(cluster.replicas) if str(r.process.pid) == runs()[0])
     runner = cluster.replicas[index]
@@ -160,16 +163,29 @@ def test_a_replica_stopped_mid_job_hands_it_back_after_its_grace_period(cluster)
     assert "1 job(s) still running handed back to the queue" in runner.log_text()
     other = cluster.alive()[0]
     requests.delete(f"{other.url}/api/v1/jobs/{job_id}", timeout=10)
-    assert wait_for(lambda: (s := cluster.status(job_id))["status"] == "CANCELLED" and s,
-                    "cancelled")["attempts"] == 2
+    assert (
+        wait_for(lambda: (s := cluster.status(job_id))["status"] == "CANCELLED" and s, "cancelled")[
+            "attempts"
+        ]
+        == 2
+    )
     cluster.restart(index)
 
 
 def test_a_replica_stopped_mid_job_lets_a_short_one_finish_first(cluster):
     first = cluster.alive()[0]
     job_id = cluster.submit(first, {"tag": "finishing", "seconds": 0.5}).json()["jobId"]
-    runner_pid = wait_for(lambda: next((line.split(":")[1] for line in cluster.calls_file.read_text().split()
-                                        if line.startswith("finishing:")), None), "the job started")
+    runner_pid = wait_for(
+        lambda: next(
+            (
+                line.split(":")[1]
+                for line in cluster.calls_file.read_text().split()
+                if line.startswith("finishing:")
+            ),
+            None,
+        ),
+        "the job started",
+    )
     index = next(i for i, r in enumerate(cluster.replicas) if str(r.process.pid) == runner_pid)
     cluster.replicas[index].process.terminate()
     assert cluster.replicas[index].process.wait(20) == 0
@@ -185,10 +201,12 @@ def test_bad_input_is_4xx_json_naming_the_problem(cluster):
         (replica.get("/api/v1/jobs/not*an*id/status"), 400, "job_id"),
         (replica.get("/api/v1/jobs?cursor=" + "u" * 22), 404, "cursor"),
         (replica.get("/api/v1/jobs?cursor=not*a*job"), 400, "cursor"),
-        (cluster.submit(replica, {"tag": "w"}, **{"X-Webhook-URL": "http://127.0.0.1:9/x"}),
-         400, "X-Webhook-URL"),
-        (cluster.submit(replica, {"tag": "k"}, **{"Idempotency-Key": "k" * 300}),
-         400, "Idempotency-Key"),
+        (
+            cluster.submit(replica, {"tag": "w"}, **{"X-Webhook-URL": "http://127.0.0.1:9/x"}),
+            400,
+            "X-Webhook-URL",
+        ),
+        (cluster.submit(replica, {"tag": "k"}, **{"Idempotency-Key": "k" * 300}), 400, "Idempotency-Key"),
         (replica.get(f"/api/v1/jobs/{'x' * 22}/status"), 404, None),
     ]
     for answer, status, field in cases:
@@ -202,23 +220,36 @@ def test_a_job_is_cancelled_from_a_replica_that_does_not_run_it(cluster):
     first = cluster.alive()[0]
     job_id = cluster.submit(first, {"tag": "cancelme", "seconds": 30, "steps": 300}).json()["jobId"]
     wait_for(lambda: (cluster.status(job_id)["progress"] or 0) > 0, "the job reports progress")
-    runner_pid = int(next(line.split(":")[1] for line in cluster.calls_file.read_text().split()
-                          if line.startswith("cancelme:")))
+    runner_pid = int(
+        next(
+            line.split(":")[1]
+            for line in cluster.calls_file.read_text().split()
+            if line.startswith("cancelme:")
+        )
+    )
     other = next(r for r in cluster.alive() if r.process.pid != runner_pid)
     answer = requests.delete(f"{other.url}/api/v1/jobs/{job_id}", timeout=10)
     assert answer.status_code == 202 and answer.json()["cancelRequested"] is True
-    status = wait_for(lambda: (s := cluster.status(job_id))["status"] == "CANCELLED" and s,
-                      "the job CANCELLED", timeout=5)
+    status = wait_for(
+        lambda: (s := cluster.status(job_id))["status"] == "CANCELLED" and s, "the job CANCELLED", timeout=5
+    )
     assert 0 < status["progress"] < 100
 
 
 def test_a_webhook_failing_twice_is_delivered_once_signed(cluster, receiver):
     replica = cluster.alive()[0]
-    job_id = cluster.submit(replica, {"tag": "hooked"}, **{
-        "X-Webhook-URL": receiver.url + "job-ended", "X-Correlation-ID": "corr-hook-1",
-    }).json()["jobId"]
-    status = wait_for(lambda: (s := cluster.status(job_id)).get("webhook", {}).get("state")
-                      == "delivered" and s, "the webhook delivered")
+    job_id = cluster.submit(
+        replica,
+        {"tag": "hooked"},
+        **{
+            "X-Webhook-URL": receiver.url + "job-ended",
+            "X-Correlation-ID": "corr-hook-1",
+        },
+    ).json()["jobId"]
+    status = wait_for(
+        lambda: (s := cluster.status(job_id)).get("webhook", {}).get("state") == "delivered" and s,
+        "the webhook delivered",
+    )
     assert status["webhook"]["attempts"] == 3 and status["webhook"]["lastError"] is None
     calls = [call for call in receiver.calls if job_id.encode() in call[2]]
     assert [call[0] for call in calls] == [500, 500, 204]
@@ -250,8 +281,10 @@ def test_redis_killed_and_restarted_mid_run_loses_no_accepted_job(cluster):
     cluster.redis.start()
     for n in range(50, 60):
         body = {"tag": f"restart{n}"}
-        answer = wait_for(lambda body=body: (a := cluster.submit(replica, body)).status_code
-                          == 202 and a, "POST accepted again")
+        answer = wait_for(
+            lambda body=body: (a := cluster.submit(replica, body)).status_code == 202 and a,
+            "POST accepted again",
+        )
         accepted.append(answer.json()["jobId"])
     wait_for(lambda: all(cluster.status(i)["status"] == "DONE" for i in accepted), "every accepted job DONE")
     assert refused == 10 and len(accepted) == 50
@@ -274,7 +307,6 @@ def test_redis_stopped_makes_ready_and_post_503_then_the_replicas_recover(cluste
     finally:
         cluster.redis.start()
     for each in cluster.alive():
-        wait_for(lambda each=each: each.get("/api/v1/ready").status_code == 200, "ready again",
-                 timeout=15)
+        wait_for(lambda each=each: each.get("/api/v1/ready").status_code == 200, "ready again", timeout=15)
     job_id = cluster.submit(replica, {"tag": "back"}).json()["jobId"]
     wait_for(lambda: cluster.status(job_id)["status"] == "DONE", "a job DONE after the outage")

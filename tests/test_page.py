@@ -59,7 +59,9 @@ def test_page_is_served_with_a_policy_that_allows_no_inline_script_and_no_other_
 def test_page_files_name_no_other_origin_and_never_write_html():
     for name in FILES:
         text = (PAGE_FOLDER / name).read_text()
-        assert not re.search(r"(https?:)?//[\w.-]+\.[a-z]{2,}/", text.replace("http://www.w3.org/2000/svg", "")), name
+        assert not re.search(
+            r"(https?:)?//[\w.-]+\.[a-z]{2,}/", text.replace("http://www.w3.org/2000/svg", "")
+        ), name
     script = (PAGE_FOLDER / "page.js").read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in script, f"page.js uses {sink}"
@@ -71,7 +73,9 @@ def test_every_page_file_is_package_data_so_the_image_carries_it():
 
     pyproject = tomllib.loads((PAGE_FOLDER.parent.parent / "pyproject.toml").read_text())
     patterns = pyproject["tool"]["setuptools"]["package-data"]["pesto_serve"]
-    files = [path.name for path in PAGE_FOLDER.iterdir() if path.suffix not in (".py", ".pyc") and path.is_file()]
+    files = [
+        path.name for path in PAGE_FOLDER.iterdir() if path.suffix not in (".py", ".pyc") and path.is_file()
+    ]
     assert set(files) >= set(FILES)
     for name in files:
         assert any(fnmatch.fnmatch(f"page/{name}", pattern) for pattern in patterns), name
@@ -81,9 +85,16 @@ def test_fields_json_says_how_to_show_each_input_and_output():
     with served("mirror") as (app, _):
         fields = app.get("/page/fields.json").json
     assert fields["inputs"] == {
-        "text": "string", "count": "integer", "ratio": "number", "flag": "boolean",
-        "meta": "json", "metas": "json", "shape": "polygon", "shapes": "polygons",
-        "image": "image", "images": "images",
+        "text": "string",
+        "count": "integer",
+        "ratio": "number",
+        "flag": "boolean",
+        "meta": "json",
+        "metas": "json",
+        "shape": "polygon",
+        "shapes": "polygons",
+        "image": "image",
+        "images": "images",
     }
     assert fields["outputs"] == fields["inputs"]
 
@@ -93,7 +104,9 @@ def test_a_plugin_type_with_an_image_media_type_gets_a_file_picker():
     masks = ListType("Masks", definition={"type": "array"}, items=mask)
     table = PayloadType("Table", definition={"type": "object"})
     assert field_kinds({"mask": mask, "masks": masks, "table": table}) == {
-        "mask": "image", "masks": "images", "table": "json",
+        "mask": "image",
+        "masks": "images",
+        "table": "json",
     }
 
 
@@ -175,7 +188,9 @@ def check_template_outputs(driver) -> None:
     pictures = output(driver, "image_list").find_elements("tag name", "img")
     assert len(pictures) == 2
     for index, picture in enumerate(pictures):
-        assert np.array_equal(pixels(driver, picture), expected_pixels(expected / "image_list" / f"{index}.png"))
+        assert np.array_equal(
+            pixels(driver, picture), expected_pixels(expected / "image_list" / f"{index}.png")
+        )
     paths = output(driver, "areas").find_elements("css selector", "svg.polygons path")
     assert len(paths) == 2
     first_ring = json.loads((expected / "areas" / "0.geojson").read_text())["coordinates"][0]
@@ -199,9 +214,15 @@ def test_every_input_gets_a_labelled_control_of_its_kind(chromium, mirror_url, b
     assert chromium.find_element("id", "version").text == "version 1.0.0"
     assert "unchanged" in chromium.find_element("id", "description").text
     kinds = {
-        "text": ("input", "text"), "count": ("input", "number"), "ratio": ("input", "number"),
-        "flag": ("input", "checkbox"), "image": ("input", "file"), "images": ("input", "file"),
-        "meta": ("textarea", None), "metas": ("textarea", None), "shape": ("textarea", None),
+        "text": ("input", "text"),
+        "count": ("input", "number"),
+        "ratio": ("input", "number"),
+        "flag": ("input", "checkbox"),
+        "image": ("input", "file"),
+        "images": ("input", "file"),
+        "meta": ("textarea", None),
+        "metas": ("textarea", None),
+        "shape": ("textarea", None),
         "shapes": ("textarea", None),
     }
     for name, (tag, kind) in kinds.items():
@@ -223,7 +244,13 @@ def test_every_input_gets_a_labelled_control_of_its_kind(chromium, mirror_url, b
 
 BOUNDED_INPUTS = {
     "text": {"type": "string", "description": "A choice", "enum": ["preset", "other"], "default": "preset"},
-    "number": {"type": "number", "description": "A bounded number", "minimum": 0, "maximum": 10, "default": 2.5},
+    "number": {
+        "type": "number",
+        "description": "A bounded number",
+        "minimum": 0,
+        "maximum": 10,
+        "default": 2.5,
+    },
     "required": ["text"],
 }
 
@@ -276,7 +303,8 @@ def test_answers_are_shown_as_text_never_as_html(chromium, mirror_url, browser_a
     assert output(chromium, "ratio").find_element("tag name", "output").text == "0.5"
     assert output(chromium, "flag").find_element("tag name", "output").text == "true"
     assert json.loads(output(chromium, "meta").find_element("tag name", "pre").text) == {
-        "name": "<b>bold</b>", "n": [1, 2],
+        "name": "<b>bold</b>",
+        "n": [1, 2],
     }
     path = output(chromium, "shape").find_element("css selector", "svg.polygons path")
     assert path.get_attribute("d") == "M0 0 L4 0 L4 3 L0 0 Z"
@@ -287,8 +315,11 @@ def test_several_images_go_in_and_come_back_as_pictures(chromium, mirror_url):
     photos = [TEMPLATE_TEST / "input" / "image.png", TEMPLATE_TEST.parent / "test_2" / "input" / "image.png"]
     open_page(chromium, mirror_url)
     control(chromium, "images").send_keys("\n".join(str(photo) for photo in photos))
-    wait_for(chromium, lambda d: len(d.find_elements("css selector", '[data-field="images"] canvas')) == 2,
-             message="not two previews")
+    wait_for(
+        chromium,
+        lambda d: len(d.find_elements("css selector", '[data-field="images"] canvas')) == 2,
+        message="not two previews",
+    )
     run_and_wait(chromium)
     pictures = output(chromium, "images").find_elements("tag name", "img")
     assert len(pictures) == 2
@@ -332,21 +363,26 @@ def test_a_json_editor_says_what_is_wrong_before_anything_is_sent(chromium, mirr
     screenshot(chromium, browser_artifacts, "page-mirror-json-error")
 
 
-def test_a_large_photo_is_previewed_small_and_a_413_is_a_message(chromium, mirror_url, tmp_path, browser_artifacts):
+def test_a_large_photo_is_previewed_small_and_a_413_is_a_message(
+    chromium, mirror_url, tmp_path, browser_artifacts
+):
     noise = np.random.default_rng(16).integers(0, 256, (1800, 2400, 3), dtype=np.uint8)
     photo = tmp_path / "large.png"
     Image.fromarray(noise).save(photo, compress_level=1)
     assert photo.stat().st_size > MIRROR_MAX_BODY
     open_page(chromium, mirror_url)
     control(chromium, "image").send_keys(str(photo))
-    canvas = wait_for(chromium, lambda d: d.find_elements("css selector", ".previews canvas"),
-                      message="no preview")[0]
+    canvas = wait_for(
+        chromium, lambda d: d.find_elements("css selector", ".previews canvas"), message="no preview"
+    )[0]
     assert int(canvas.get_attribute("width")) == 320 and int(canvas.get_attribute("height")) == 240
     assert "2400 × 1800" in chromium.find_element("css selector", ".previews figcaption").text
     # Far over the limit: the server's own backstop answers 413 before the app reads it.
     run_and_wait(chromium, "error")
     message = chromium.find_element("id", "error").text
-    assert "413" in message and ("larger than this service accepts" in message or "PESTO_MAX_BODY_BYTES" in message)
+    assert "413" in message and (
+        "larger than this service accepts" in message or "PESTO_MAX_BODY_BYTES" in message
+    )
     assert chromium.find_element("id", "title").text == "mirror", "the page is still there"
     # Over PESTO_MAX_BODY_BYTES: the service's JSON 413, which says what to do.
     medium = tmp_path / "medium.png"
@@ -371,7 +407,9 @@ def test_template_image_output_shows_the_expected_pixels(chromium, template_url,
     screenshot(chromium, browser_artifacts, "page-template-answer")
 
 
-def test_template_bad_input_shows_its_error_beside_the_field(chromium, template_url, tmp_path, browser_artifacts):
+def test_template_bad_input_shows_its_error_beside_the_field(
+    chromium, template_url, tmp_path, browser_artifacts
+):
     open_page(chromium, template_url)
     chromium.find_element("id", "run").click()
     wait_for(chromium, lambda d: d.find_element("id", "error").is_displayed())
@@ -390,7 +428,9 @@ def test_template_bad_input_shows_its_error_beside_the_field(chromium, template_
     screenshot(chromium, browser_artifacts, "page-template-bad-input")
 
 
-def test_stateful_job_moves_to_done_and_its_results_appear(chromium, stateful_url, tmp_path, browser_artifacts):
+def test_stateful_job_moves_to_done_and_its_results_appear(
+    chromium, stateful_url, tmp_path, browser_artifacts
+):
     open_page(chromium, stateful_url)
     assert "stateful" in chromium.find_element("id", "mode").text
     fill_template_inputs(chromium)
@@ -403,7 +443,7 @@ def test_stateful_job_moves_to_done_and_its_results_appear(chromium, stateful_ur
     screenshot(chromium, browser_artifacts, "page-stateful-done")
 
 
-SLOW_PROCESS = '''import time
+SLOW_PROCESS = """import time
 
 from algorithm.input_output import Input, Output
 
@@ -417,7 +457,7 @@ class Process:
             progress(percent)
             time.sleep(0.1)
         return Output(text=input.text, number=input.number)
-'''
+"""
 
 
 @pytest.fixture(scope="session")
@@ -435,15 +475,21 @@ def test_a_running_job_shows_its_progress_and_is_cancelled(chromium, slow_statef
     open_page(chromium, slow_stateful_url)
     fill(chromium, "text", "slow")
     chromium.find_element("id", "run").click()
-    wait_for(chromium, lambda d: re.search(r"RUNNING, [1-9]\d* %", d.find_element("id", "job-status").text),
-             message="no progress above 0 % shown")
+    wait_for(
+        chromium,
+        lambda d: re.search(r"RUNNING, [1-9]\d* %", d.find_element("id", "job-status").text),
+        message="no progress above 0 % shown",
+    )
     bar = chromium.find_element("id", "job-progress")
     assert bar.is_displayed() and 0 < float(bar.get_attribute("value")) < 1
     assert not chromium.find_element("id", "run").is_enabled()
     screenshot(chromium, browser_artifacts, "page-stateful-progress")
     chromium.find_element("id", "cancel").click()
-    wait_for(chromium, lambda d: d.find_element("id", "job-status").get_attribute("data-status") == "CANCELLED",
-             message="the job never ended CANCELLED")
+    wait_for(
+        chromium,
+        lambda d: d.find_element("id", "job-status").get_attribute("data-status") == "CANCELLED",
+        message="the job never ended CANCELLED",
+    )
     assert "CANCELLED" in chromium.find_element("id", "page-status").text
     assert not chromium.find_element("id", "outputs").is_displayed()
     assert not chromium.find_element("id", "cancel").is_displayed()
@@ -470,7 +516,9 @@ def test_an_image_the_browser_cannot_show_is_offered_as_a_file(chromium, mirror_
     tifffile.imwrite(photo, bands, photometric="minisblack", planarconfig="separate")
     open_page(chromium, mirror_url)
     control(chromium, "image").send_keys(str(photo))
-    caption = wait_for(chromium, lambda d: d.find_elements("css selector", '[data-field="image"] figcaption'))[0]
+    caption = wait_for(
+        chromium, lambda d: d.find_elements("css selector", '[data-field="image"] figcaption')
+    )[0]
     wait_for(chromium, lambda d: "no preview" in caption.text, message="no word about the missing preview")
     run_and_wait(chromium)
     link = output(chromium, "image").find_element("tag name", "a")

@@ -37,7 +37,9 @@ def example_url(engine, base_image):
     """The example's default image (its own tag, never a person's), running on loopback."""
     subprocess.run(
         [sys.executable, str(EXAMPLE / "scripts" / "make_checkpoint.py")],
-        check=True, capture_output=True, timeout=600,
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     tag = f"{project.load(EXAMPLE).tag}-page-{secrets.token_hex(4)}"
     BUILT_TAGS.add(tag)  # removed with its dependencies image when the session ends
@@ -58,8 +60,10 @@ def test_the_example_image_page_sees_the_cat(chromium, example_url, browser_arti
     screenshot(chromium, browser_artifacts, "page-example-cat-picked")
     chromium.find_element("id", "run").click()
     category = wait_for(
-        chromium, lambda d: d.find_elements("css selector", '[data-output="category"] output'),
-        timeout=START_SECONDS, message="no category shown",
+        chromium,
+        lambda d: d.find_elements("css selector", '[data-output="category"] output'),
+        timeout=START_SECONDS,
+        message="no category shown",
     )[0]
     assert category.text == "Egyptian_cat"
     assert not chromium.find_element("id", "error").is_displayed()

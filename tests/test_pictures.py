@@ -137,7 +137,11 @@ def test_images_of_different_shapes_are_drawn_on_one_canvas_with_stripes_where_o
     difference, shown_actual = rgb(drawn.difference), rgb(drawn.actual)
     assert difference.shape == shown_actual.shape == rgb(drawn.expected).shape
     bottom = difference[difference.shape[0] * 3 // 4 :]
-    assert {tuple(c) for c in bottom.reshape(-1, 3)} <= {drawing.ONLY_ONE_IMAGE, (0, 0, 0), drawing.LARGEST_MARK}
+    assert {tuple(c) for c in bottom.reshape(-1, 3)} <= {
+        drawing.ONLY_ONE_IMAGE,
+        (0, 0, 0),
+        drawing.LARGEST_MARK,
+    }
     assert drawing.ONLY_ONE_IMAGE in {tuple(c) for c in shown_actual[-4:].reshape(-1, 3)}
     assert pixel(difference, 0, 0, 4) == (27, 27, 27)
     assert "one image only" in drawn.legend
@@ -201,7 +205,9 @@ class LabelledMask(PayloadType):
         changed = np.where((wanted != got)[..., None], 255, palette[wanted] // 3).astype(np.uint8)
         return [
             Pictures(
-                drawing.png(palette[wanted]), drawing.png(palette[got]), drawing.png(changed),
+                drawing.png(palette[wanted]),
+                drawing.png(palette[got]),
+                drawing.png(changed),
                 legend="white: label changed",
             )
         ]
@@ -252,10 +258,15 @@ def test_the_harness_saves_diff_and_sheet_per_item_of_a_list(tmp_path):
     same = np.zeros((1, 3, 3), np.uint8)
     changed = same + 1
 
-    saved = save_pictures(tmp_path, "images", IMAGES, [encoded(same)] * 2, [encoded(changed)] * 2, Tolerance())
+    saved = save_pictures(
+        tmp_path, "images", IMAGES, [encoded(same)] * 2, [encoded(changed)] * 2, Tolerance()
+    )
 
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "images.0.diff.png", "images.0.sheet.png", "images.1.diff.png", "images.1.sheet.png",
+        "images.0.diff.png",
+        "images.0.sheet.png",
+        "images.1.diff.png",
+        "images.1.sheet.png",
     ]
     assert [s.label for s in saved] == ["images item 0", "images item 1"]
 
@@ -278,7 +289,9 @@ def test_the_readable_diff_shows_json_changes_and_stands_in_for_images():
     expected = {"meta": {"a": 1, "b": [1, 2]}, "image": "AAAA"}
     actual = {"meta": {"a": 2, "b": [1, 2]}, "image": "BBBB"}
 
-    diff = readable_diff(comparable_answer(expected, types), comparable_answer(actual, types), "output/", "actual/")
+    diff = readable_diff(
+        comparable_answer(expected, types), comparable_answer(actual, types), "output/", "actual/"
+    )
 
     assert diff.startswith("--- output/\n+++ actual/\n")
     assert '-    "a": 1,\n+    "a": 2,\n' in diff

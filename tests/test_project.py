@@ -183,8 +183,7 @@ def test_a_requirement_without_a_source_is_named(root):
 def test_config_not_matching_its_schema_names_the_json_path(root):
     write_json(root / "pesto" / "api" / "config.json", {"285": [1, "two"], "mode": "fast"})
     assert load_error(root) == (
-        "pesto/api/config.json does not match config_schema.json at $.285[1]: "
-        "'two' is not of type 'integer'"
+        "pesto/api/config.json does not match config_schema.json at $.285[1]: 'two' is not of type 'integer'"
     )
 
 
@@ -217,15 +216,11 @@ def test_a_required_api_file_that_is_missing_is_named(root):
 
 def test_a_file_that_is_not_an_object_is_named(root):
     write_json(root / "pesto" / "api" / "description.stateful.json", ["asynchronous"])
-    assert load_error(root, ["stateful"]) == (
-        "pesto/api/description.stateful.json must hold a JSON object"
-    )
+    assert load_error(root, ["stateful"]) == ("pesto/api/description.stateful.json must hold a JSON object")
 
 
 def test_an_unknown_profile_lists_the_projects_profiles(root):
-    assert load_error(root, ["gpu", "cuda"]) == (
-        "unknown profile 'cuda'; this project has: gpu, stateful"
-    )
+    assert load_error(root, ["gpu", "cuda"]) == ("unknown profile 'cuda'; this project has: gpu, stateful")
 
 
 @pytest.mark.parametrize("schema_file", ["input_schema.json", "output_schema.json"])

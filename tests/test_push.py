@@ -20,7 +20,10 @@ ECHO = Path(__file__).parent / "projects" / "echo"
 def push_command(image: str, registry_address: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(PESTO_PACK), "push", image, "--registry", registry_address],
-        check=False, capture_output=True, text=True, timeout=300,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -58,8 +61,10 @@ def test_push_then_pull_by_digest_gives_the_same_image(engine, loopback_registry
     name, version = tag.split(":")
     assert reference.startswith(f"{loopback_registry}/{name}@sha256:")
     assert f"pushing {tag} as {loopback_registry}/{tag}" in done.stderr
-    assert get(f"http://{loopback_registry}/v2/_catalog")[1] and name in json.loads(
-        get(f"http://{loopback_registry}/v2/_catalog")[1])["repositories"]
+    assert (
+        get(f"http://{loopback_registry}/v2/_catalog")[1]
+        and name in json.loads(get(f"http://{loopback_registry}/v2/_catalog")[1])["repositories"]
+    )
     assert version in json.loads(get(f"http://{loopback_registry}/v2/{name}/tags/list")[1])["tags"]
 
     engine.api.remove_image(image_id, force=True)  # every tag: the pull must fetch it
@@ -110,12 +115,15 @@ def test_a_registry_that_is_not_host_and_port_is_refused(address):
         check_registry(address)
 
 
-@pytest.mark.parametrize(("image", "expected"), [
-    ("echo:1.0.0", ("127.0.0.1:5000/echo", "1.0.0")),
-    ("team/echo:1.0.0-gpu", ("127.0.0.1:5000/team/echo", "1.0.0-gpu")),
-    ("localhost/echo:2", ("127.0.0.1:5000/echo", "2")),
-    ("other.registry:443/team/echo", ("127.0.0.1:5000/team/echo", "latest")),
-])
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("echo:1.0.0", ("127.0.0.1:5000/echo", "1.0.0")),
+        ("team/echo:1.0.0-gpu", ("127.0.0.1:5000/team/echo", "1.0.0-gpu")),
+        ("localhost/echo:2", ("127.0.0.1:5000/echo", "2")),
+        ("other.registry:443/team/echo", ("127.0.0.1:5000/team/echo", "latest")),
+    ],
+)
 def test_the_image_is_tagged_into_the_registry(image, expected):
     assert target(image, "127.0.0.1:5000") == expected
 
@@ -137,7 +145,10 @@ def test_credentials_come_from_dockers_config(guarded_registry, probe_image, tmp
     (config / "config.json").write_text(json.dumps({"auths": {guarded_registry: {"auth": token}}}))
     done = subprocess.run(
         [str(PESTO_PACK), "push", probe_image[0], "--registry", guarded_registry],
-        check=False, capture_output=True, text=True, timeout=300,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env=os.environ | {"DOCKER_CONFIG": str(config)},
     )
     assert done.returncode == 0, done.stderr

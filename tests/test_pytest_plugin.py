@@ -22,6 +22,7 @@ from subprocess_support import PESTO_SERVE, free_port, pesto_serve_url
 
 pytest_plugins = ["pytester"]
 
+
 @pytest.fixture(scope="module")
 def mirror():
     with pesto_serve_url(PROJECTS / "mirror") as url:
@@ -92,7 +93,9 @@ def test_a_differing_answer_fails_with_each_difference_and_the_passing_folder_pa
 def test_an_image_difference_reports_shape_dtype_and_largest_pixel_difference(pytester, mirror):
     brighter = RGB.copy()
     brighter[1, 2, 0] += 5
-    make_folder(pytester.path, "test_pixels", {"image.png": png_bytes(RGB)}, {"image.png": png_bytes(brighter)})
+    make_folder(
+        pytester.path, "test_pixels", {"image.png": png_bytes(RGB)}, {"image.png": png_bytes(brighter)}
+    )
     make_folder(pytester.path, "test_shape", {"image.png": png_bytes(RGB)}, {"image.png": png_bytes(RGB[:2])})
 
     result = run(pytester, mirror)
@@ -140,8 +143,12 @@ def test_lists_are_compared_item_by_item_and_dict_folders_as_objects(pytester, m
     ids=["default", "option", "ini", "option-over-ini"],
 )
 def test_numbers_differ_within_the_tolerance(pytester, mirror, options, ini, outcome):
-    make_folder(pytester.path, "test_1", {"ratio.float": "0.25", "meta.json": '{"x": 1.0}'},
-                {"ratio.float": "0.251", "meta.json": '{"x": 1.001}'})
+    make_folder(
+        pytester.path,
+        "test_1",
+        {"ratio.float": "0.25", "meta.json": '{"x": 1.0}'},
+        {"ratio.float": "0.251", "meta.json": '{"x": 1.001}'},
+    )
     pytester.makeini(f"[pytest]\n{ini}\n")
 
     run(pytester, mirror, *options).assert_outcomes(**outcome)
@@ -292,8 +299,13 @@ def test_results_json_has_the_original_shape(pytester, mirror):
             "image": {
                 "expected": str(resources / "test_2/output/image.png"),
                 "actual": str(resources / "test_2/actual/image.png"),
-                "differences": ["image: image shapes differ: expected (3, 2, 10) uint8, got (3, 8, 10) uint8"],
-                "pictures": [str(resources / "test_2/actual/image.sheet.png"), str(resources / "test_2/actual/image.diff.png")],
+                "differences": [
+                    "image: image shapes differ: expected (3, 2, 10) uint8, got (3, 8, 10) uint8"
+                ],
+                "pictures": [
+                    str(resources / "test_2/actual/image.sheet.png"),
+                    str(resources / "test_2/actual/image.diff.png"),
+                ],
             },
             "text": {"expected": "b", "actual": "a", "differences": ["text: expected 'b', got 'a'"]},
         },
@@ -381,7 +393,9 @@ def test_the_client_fixture_skips_when_no_service_is_named(pytester):
     result = pytester.runpytest("-rs")
 
     result.assert_outcomes(skipped=3)
-    result.stdout.fnmatch_lines(["*no PESTO service to test: give --pesto-image=NAME:TAG or --pesto-url=URL*"])
+    result.stdout.fnmatch_lines(
+        ["*no PESTO service to test: give --pesto-image=NAME:TAG or --pesto-url=URL*"]
+    )
 
 
 def test_a_running_service_is_tested_without_importing_the_docker_sdk(pytester, mirror):

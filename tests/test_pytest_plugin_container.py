@@ -61,9 +61,7 @@ def two_folders(pytester) -> None:
     make_folder(pytester.path, "test_2", {"text.string": "b"}, {"text.string": "b"})
 
 
-def test_a_container_that_exits_at_start_is_an_error_with_its_logs_and_is_removed(
-    pytester, engine, images
-):
+def test_a_container_that_exits_at_start_is_an_error_with_its_logs_and_is_removed(pytester, engine, images):
     two_folders(pytester)
 
     result = pytester.runpytest(f"--pesto-image={images['crashing']}")
@@ -80,9 +78,7 @@ def test_a_container_that_exits_at_start_is_an_error_with_its_logs_and_is_remove
     assert left_running(engine, images["crashing"]) == []
 
 
-def test_a_container_never_ready_is_an_error_after_the_start_timeout_and_is_removed(
-    pytester, engine, images
-):
+def test_a_container_never_ready_is_an_error_after_the_start_timeout_and_is_removed(pytester, engine, images):
     two_folders(pytester)
 
     result = pytester.runpytest(f"--pesto-image={images['sleepy']}", "--pesto-start-timeout=1")
@@ -124,7 +120,9 @@ def test_keep_leaves_the_container_running_and_says_where(pytester, engine, imag
         engine.containers.get(name).remove(force=True)
     assert len(kept) == 1
     result.stdout.fnmatch_lines(
-        [f"pesto: the container {kept[0]} keeps running at http://127.0.0.1:*; remove it with `docker rm -f {kept[0]}`"]
+        [
+            f"pesto: the container {kept[0]} keeps running at http://127.0.0.1:*; remove it with `docker rm -f {kept[0]}`"
+        ]
     )
 
 
@@ -185,7 +183,7 @@ def test_ctrl_c_while_waiting_for_the_container_removes_it(pytester, engine, ima
             engine, deadline = connect(), time.monotonic() + 120
             while time.monotonic() < deadline:
                 for container in engine.containers.list(filters={{"label": {LABEL!r}}}):
-                    if container.attrs["Config"]["Image"].endswith({images['sleepy']!r}):
+                    if container.attrs["Config"]["Image"].endswith({images["sleepy"]!r}):
                         os.kill(os.getpid(), signal.SIGINT)
                         return
                 time.sleep(0.1)

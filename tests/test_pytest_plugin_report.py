@@ -47,7 +47,10 @@ def test_a_failing_folder_saves_a_difference_and_a_sheet_per_differing_picture(p
     actual = folder / "actual"
     unequal = json.loads((pytester.path / "results.json").read_text())["test_differs"]["KeysNotEqual"]
     assert unequal["image"]["pictures"] == [str(actual / "image.sheet.png"), str(actual / "image.diff.png")]
-    assert unequal["images"]["pictures"] == [str(actual / "images.1.sheet.png"), str(actual / "images.1.diff.png")]
+    assert unequal["images"]["pictures"] == [
+        str(actual / "images.1.sheet.png"),
+        str(actual / "images.1.diff.png"),
+    ]
     assert "pictures" not in unequal["meta"]
     assert sorted(p.name for p in actual.iterdir() if ".diff." in p.name or ".sheet." in p.name) == [
         "image.diff.png", "image.sheet.png",
@@ -89,7 +92,9 @@ def test_a_folder_that_passes_again_loses_its_pictures(pytester, mirror):
     assert not (folder / "actual").exists()
 
 
-def test_a_type_whose_drawing_fails_still_reports_the_mismatch_and_says_why_it_has_no_pictures(pytester, mirror):
+def test_a_type_whose_drawing_fails_still_reports_the_mismatch_and_says_why_it_has_no_pictures(
+    pytester, mirror
+):
     failing_folder(pytester.path)
     pytester.makeconftest(
         """
@@ -157,7 +162,9 @@ def test_the_html_report_carries_each_failing_pictures_and_the_json_diff(pyteste
         assert Image.open(io.BytesIO(data)).format == "PNG"
     difference = images[2]["content"]
     shown = (
-        base64.b64decode(difference.split(",", 1)[1]) if self_contained else (report.parent / difference).read_bytes()
+        base64.b64decode(difference.split(",", 1)[1])
+        if self_contained
+        else (report.parent / difference).read_bytes()
     )
     assert shown == (folder / "actual" / "image.diff.png").read_bytes()
     (notes,) = [e["content"] for e in extras if e["format_type"] == "html"]
@@ -197,7 +204,12 @@ def test_pesto_pack_test_html_without_pytest_html_says_how_to_install_it_before_
     )
 
     done = subprocess.run(
-        [sys.executable, "-c", hide_pytest_html], capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False
+        [sys.executable, "-c", hide_pytest_html],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
     )
 
     assert done.returncode != 0

@@ -25,14 +25,14 @@ browser_artifacts = browser_support.browser_artifacts  # where screenshots go (a
 
 CHANGE_SECONDS = 30.0
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-ECHO = '''from algorithm.input_output import Input, Output
+ECHO = """from algorithm.input_output import Input, Output
 
 
 class Process:
     @staticmethod
     def process(input: Input) -> Output:
         return Output(text={expression}, number=input.number)
-'''
+"""
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -45,7 +45,9 @@ def get(url: str) -> tuple[int, bytes]:
 
 def post(url: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(
-        url + "/api/v1/process", data=json.dumps(body).encode(), method="POST",
+        url + "/api/v1/process",
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"Content-Type": "application/json"},
     )
     try:
@@ -85,7 +87,9 @@ def processes_serving(project: Path) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and str(project) in (entry / "cmdline").read_bytes().decode(errors="replace"):
+            if entry.name.isdigit() and str(project) in (entry / "cmdline").read_bytes().decode(
+                errors="replace"
+            ):
                 found.append(int(entry.name))
         except OSError:  # it ended while we looked
             continue
@@ -105,7 +109,8 @@ def test_reload_serves_the_new_code_shows_a_syntax_error_and_comes_back(
     with log.open("wb") as output_file:
         supervisor = subprocess.Popen(
             [str(PESTO_SERVE), str(project), "--reload", "--port", str(port)],
-            stdout=output_file, stderr=subprocess.STDOUT,
+            stdout=output_file,
+            stderr=subprocess.STDOUT,
         )
     try:
         assert wait_until(lambda: answered_text(url), "the first start", log) == "hello"
@@ -113,7 +118,9 @@ def test_reload_serves_the_new_code_shows_a_syntax_error_and_comes_back(
         process_py.write_text(ECHO.format(expression="input.text.upper()"))
         wait_until(lambda: answered_text(url) == "HELLO", "serving the edited process.py", log)
         open_page(chromium, url)
-        chromium.find_element("xpath", "//label[span[text()='text']]/following-sibling::input").send_keys("page")
+        chromium.find_element("xpath", "//label[span[text()='text']]/following-sibling::input").send_keys(
+            "page"
+        )
         run_and_wait(chromium)
         assert output(chromium, "text").find_element("tag name", "output").text == "PAGE"
 
@@ -131,14 +138,21 @@ def test_reload_serves_the_new_code_shows_a_syntax_error_and_comes_back(
         process_py.write_text(ECHO.format(expression='input.text.upper() + "!"'))
         wait_until(lambda: answered_text(url) == "HELLO!", "coming back once fixed", log)
         # The error page reloads itself: the browser is back on the service's page.
-        wait_for(chromium, lambda d: d.find_elements("id", "inputs") and d.find_element("id", "inputs").is_displayed(),
-                 timeout=CHANGE_SECONDS, message="the error page never came back to the service's page")
+        wait_for(
+            chromium,
+            lambda d: d.find_elements("id", "inputs") and d.find_element("id", "inputs").is_displayed(),
+            timeout=CHANGE_SECONDS,
+            message="the error page never came back to the service's page",
+        )
         screenshot(chromium, browser_artifacts, "reload-back")
 
         description = project / "pesto" / "api" / "description.json"
         description.write_text(description.read_text().replace('"title": "echo"', '"title": "echo, renamed"'))
-        wait_until(lambda: json.loads(get(url + "/api/v1/describe")[1]).get("title") == "echo, renamed",
-                   "serving the edited pesto/api/description.json", log)
+        wait_until(
+            lambda: json.loads(get(url + "/api/v1/describe")[1]).get("title") == "echo, renamed",
+            "serving the edited pesto/api/description.json",
+            log,
+        )
         open_page(chromium, url)
         assert chromium.find_element("id", "title").text == "echo, renamed"
     finally:
@@ -165,7 +179,8 @@ def test_the_service_stops_when_its_supervisor_is_killed(tmp_path):
     with log.open("wb") as output_file:
         supervisor = subprocess.Popen(
             [str(PESTO_SERVE), str(project), "--reload", "--port", str(port)],
-            stdout=output_file, stderr=subprocess.STDOUT,
+            stdout=output_file,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_until(lambda: answered_text(url), "the first start", log)

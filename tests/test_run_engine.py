@@ -61,9 +61,15 @@ def items(project: Path, folder: Path, count: int, broken: int | None = None) ->
 def test_one_request_against_the_image_answers_its_test_folder(project, image, engine):
     inputs = folder_of(project, 1) / "input"
     done = command(
-        PESTO_PACK, "run", image, "-i", f"image=@{inputs / 'image.png'}",
-        "-i", f"gain={(inputs / 'gain.float').read_text().strip()}",
-        "-i", f"label={(inputs / 'label.string').read_text()}",
+        PESTO_PACK,
+        "run",
+        image,
+        "-i",
+        f"image=@{inputs / 'image.png'}",
+        "-i",
+        f"gain={(inputs / 'gain.float').read_text().strip()}",
+        "-i",
+        f"label={(inputs / 'label.string').read_text()}",
     )
 
     assert differences(project, expected_output(project, 1), answer_of(done)) == {}
@@ -84,10 +90,22 @@ def test_o_makes_a_new_test_folder_that_pytest_passes(project, image, engine):
     written = command(PESTO_PACK, "run", image, "--input-dir", new / "input", "-o", new / "output")
 
     assert written.returncode == 0, written.stderr
-    assert sorted(p.name for p in (new / "output").iterdir()) == ["image.png", "mean.float", "stats.json", "summary.string"]
+    assert sorted(p.name for p in (new / "output").iterdir()) == [
+        "image.png",
+        "mean.float",
+        "stats.json",
+        "summary.string",
+    ]
     tested = command(
-        sys.executable, "-m", "pytest", f"--pesto-image={image}", "pesto/tests/resources/test_3",
-        "-q", "-p", "no:cacheprovider", cwd=project,
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--pesto-image={image}",
+        "pesto/tests/resources/test_3",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=project,
     )
     assert tested.returncode == 0, tested.stdout[-3000:]
     assert "1 passed" in tested.stdout
@@ -110,8 +128,15 @@ def test_e_sets_the_containers_environment(project, image, engine):
     inputs = folder_of(project, 2) / "input"
     refused = command(PESTO_PACK, "run", image, "--input-dir", inputs, "-e", "PESTO_MAX_IMAGE_PIXELS=10")
     batch = command(
-        PESTO_PACK, "run", image, "--input-dir", folder_of(project, 2).parent,
-        "--output-dir", project.parent / "json-log", "-e", "PESTO_LOG_FORMAT=json",
+        PESTO_PACK,
+        "run",
+        image,
+        "--input-dir",
+        folder_of(project, 2).parent,
+        "--output-dir",
+        project.parent / "json-log",
+        "-e",
+        "PESTO_LOG_FORMAT=json",
     )
 
     assert refused.returncode == 2 and "field 'image'" in refused.stderr and "10" in refused.stderr
@@ -123,7 +148,9 @@ def test_e_sets_the_containers_environment(project, image, engine):
     assert run_containers(engine) == []
 
 
-def test_a_batch_in_a_container_writes_as_the_caller_and_goes_past_a_broken_item(project, image, engine, tmp_path):
+def test_a_batch_in_a_container_writes_as_the_caller_and_goes_past_a_broken_item(
+    project, image, engine, tmp_path
+):
     inputs = items(project, tmp_path / "in", 6, broken=3)
     before = sorted(str(p.relative_to(inputs)) for p in inputs.rglob("*"))
     out = tmp_path / "out"
@@ -173,7 +200,9 @@ def test_the_container_is_removed_when_the_run_is_interrupted(project, image, en
         signum = signal.SIGTERM
     running = subprocess.Popen(
         [*PESTO_PACK, "run", image, *map(str, arguments)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         seen = _wait_for_a_run_container(engine, running)

@@ -87,7 +87,12 @@ def test_pesto_serve_run_answers_each_test_folder_as_its_output(project, tmp_pat
 
         assert done.returncode == 0, done.stderr
         assert "serving on" not in done.stderr  # no port opened
-        assert sorted(p.name for p in out.iterdir()) == ["image.png", "mean.float", "stats.json", "summary.string"]
+        assert sorted(p.name for p in out.iterdir()) == [
+            "image.png",
+            "mean.float",
+            "stats.json",
+            "summary.string",
+        ]
         actual = read_folder(out, default_registry())
         assert differences(project, expected_output(project, number), actual) == {}
 
@@ -95,9 +100,15 @@ def test_pesto_serve_run_answers_each_test_folder_as_its_output(project, tmp_pat
 def test_pesto_pack_run_on_a_project_prints_the_answer_from_i_options(project):
     inputs = folder_of(project, 1) / "input"
     done = command(
-        PESTO_PACK, "run", project, "-i", f"image=@{inputs / 'image.png'}",
-        "-i", f"gain={(inputs / 'gain.float').read_text().strip()}",
-        "-i", f"label={(inputs / 'label.string').read_text()}",
+        PESTO_PACK,
+        "run",
+        project,
+        "-i",
+        f"image=@{inputs / 'image.png'}",
+        "-i",
+        f"gain={(inputs / 'gain.float').read_text().strip()}",
+        "-i",
+        f"label={(inputs / 'label.string').read_text()}",
     )
 
     assert differences(project, expected_output(project, 1), answer_of(done)) == {}
@@ -140,8 +151,12 @@ def test_a_payload_url_is_read_only_under_the_allow_list(project, web):
 
 def test_the_answer_is_posted_to_an_allow_listed_url_only(project, web, tmp_path):
     inputs = folder_of(project, 2) / "input"
-    posted = serve_run(project, inputs, f"{web.url}/answers/2", env={"PESTO_URI_ALLOWLIST": f"{web.url}/answers/"})
-    refused = serve_run(project, inputs, f"{web.url}/elsewhere", env={"PESTO_URI_ALLOWLIST": f"{web.url}/answers/"})
+    posted = serve_run(
+        project, inputs, f"{web.url}/answers/2", env={"PESTO_URI_ALLOWLIST": f"{web.url}/answers/"}
+    )
+    refused = serve_run(
+        project, inputs, f"{web.url}/elsewhere", env={"PESTO_URI_ALLOWLIST": f"{web.url}/answers/"}
+    )
 
     assert posted.returncode == 0, posted.stderr
     answer = json.loads(web.posted["/answers/2"])
@@ -259,8 +274,17 @@ def test_each_file_of_a_folder_as_one_input_with_the_others_from_i(project, tmp_
     for name in ("a", "b", "c"):
         shutil.copy(folder_of(project, 2) / "input" / "image.png", tiles / f"{name}.png")
     done = command(
-        PESTO_PACK, "run", project, "--input-dir", tiles, "--each", "image", "-i", "gain=0.5",
-        "--output-dir", tmp_path / "out",
+        PESTO_PACK,
+        "run",
+        project,
+        "--input-dir",
+        tiles,
+        "--each",
+        "image",
+        "-i",
+        "gain=0.5",
+        "--output-dir",
+        tmp_path / "out",
     )
 
     assert done.returncode == 0, done.stderr
@@ -299,7 +323,8 @@ def test_sigterm_stops_a_batch_between_items_and_the_next_run_does_the_rest(tmp_
     out = tmp_path / "out"
     running = subprocess.Popen(
         [*PESTO_SERVE, "run", str(PROJECTS / "faulty"), "--input-dir", str(inputs), "--output-dir", str(out)],
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         for line in running.stderr:
@@ -329,8 +354,12 @@ def test_an_image_url_is_opened_only_when_e_allows_it(project, web):
     web.files["/cat.png"] = (folder_of(project, 2) / "input" / "image.png").read_bytes()
     url = f"{web.url}/cat.png"
 
-    allowed = command(PESTO_PACK, "run", project, "-i", f"image={url}", "-e", f"PESTO_URI_ALLOWLIST={web.url}/")
-    refused = command(PESTO_PACK, "run", project, "-i", f"image={url}", env={**os.environ, "PESTO_URI_ALLOWLIST": ""})
+    allowed = command(
+        PESTO_PACK, "run", project, "-i", f"image={url}", "-e", f"PESTO_URI_ALLOWLIST={web.url}/"
+    )
+    refused = command(
+        PESTO_PACK, "run", project, "-i", f"image={url}", env={**os.environ, "PESTO_URI_ALLOWLIST": ""}
+    )
 
     assert differences(project, expected_output(project, 2), answer_of(allowed)) == {}
     assert refused.returncode == 2

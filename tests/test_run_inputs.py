@@ -33,12 +33,20 @@ def parse(*options: str) -> dict:
 
 def test_values_are_typed_by_the_input_schema():
     request = parse(
-        "gain=1.5", "count=3", "flip=true", "label=1.5", 'options={"a": [1, 2]}',
+        "gain=1.5",
+        "count=3",
+        "flip=true",
+        "label=1.5",
+        'options={"a": [1, 2]}',
         'area={"type": "Polygon", "coordinates": []}',
     )
 
     assert request == {
-        "gain": 1.5, "count": 3, "flip": True, "label": "1.5", "options": {"a": [1, 2]},
+        "gain": 1.5,
+        "count": 3,
+        "flip": True,
+        "label": "1.5",
+        "options": {"a": [1, 2]},
         "area": {"type": "Polygon", "coordinates": []},
     }
     assert parse("image=https://data.example/cat.png") == {"image": "https://data.example/cat.png"}
@@ -53,12 +61,19 @@ def test_files_are_read_by_the_inputs_type(tmp_path):
         (tmp_path / "many" / f"{index}.png").write_bytes(PNG)
 
     request = parse(
-        f"image=@{tmp_path / 'cat.png'}", f"label=@{tmp_path / 'label.txt'}",
-        f"options=@{tmp_path / 'options.json'}", f"images=@{tmp_path / 'many'}",
+        f"image=@{tmp_path / 'cat.png'}",
+        f"label=@{tmp_path / 'label.txt'}",
+        f"options=@{tmp_path / 'options.json'}",
+        f"images=@{tmp_path / 'many'}",
     )
 
     encoded = base64.b64encode(PNG).decode()
-    assert request == {"image": encoded, "label": "a cat\n", "options": {"size": 3}, "images": [encoded, encoded]}
+    assert request == {
+        "image": encoded,
+        "label": "a cat\n",
+        "options": {"size": 3},
+        "images": [encoded, encoded],
+    }
 
 
 @pytest.mark.parametrize(

@@ -414,9 +414,7 @@ def test_write_leaves_original_formatted_up_to_date_file_alone(template_project:
 
 
 def test_write_writes_nothing_when_generation_fails(tmp_path: Path) -> None:
-    project = make_project(
-        tmp_path, TUTORIAL_INPUT_OUTPUT.replace("category:str", "category:complex")
-    )
+    project = make_project(tmp_path, TUTORIAL_INPUT_OUTPUT.replace("category:str", "category:complex"))
 
     with pytest.raises(ProjectError):
         schemagen.write(project, force=True)
@@ -487,9 +485,7 @@ def test_schemagen_rejects_invalid_user_definitions_json(tmp_path: Path) -> None
     project = make_project(tmp_path, TUTORIAL_INPUT_OUTPUT)
     (project / "pesto/api/user_definitions.json").write_text('{\n  "zone": {,\n}')
 
-    assert generate_error(project).startswith(
-        "pesto/api/user_definitions.json: line 2, column 12:"
-    )
+    assert generate_error(project).startswith("pesto/api/user_definitions.json: line 2, column 12:")
 
 
 def test_schemagen_requires_input_output_py(tmp_path: Path) -> None:
@@ -534,9 +530,7 @@ def test_schemagen_reports_import_failure(tmp_path: Path) -> None:
 
 def test_schemagen_rejects_field_named_required(tmp_path: Path) -> None:
     # It would collide with the schema's top-level "required" list.
-    project = make_project(
-        tmp_path, with_output("@dataclass\nclass Input:\n    required: bool = field()\n")
-    )
+    project = make_project(tmp_path, with_output("@dataclass\nclass Input:\n    required: bool = field()\n"))
 
     assert generate_error(project) == (
         "algorithm/input_output.py: field 'required' of Input clashes with the schema's own "
@@ -578,9 +572,7 @@ def test_fields_are_dataclass_fields_with_pesto_metadata() -> None:
 def test_schemagen_rejects_definition_no_plugin_provides(tmp_path: Path) -> None:
     project = make_project(
         tmp_path,
-        with_output(
-            "@dataclass\nclass Input:\n    mask: object = definition('Mask', required=True)\n"
-        ),
+        with_output("@dataclass\nclass Input:\n    mask: object = definition('Mask', required=True)\n"),
     )
 
     message = generate_error(project)

@@ -86,7 +86,9 @@ def calls(tmp_path) -> list[str]:
 def test_process_answers_at_once_with_the_job_and_its_links(template):
     app, _ = template
     response = app.post_json(
-        "/api/v1/process", {"image": png_base64(RGB)}, status=202,
+        "/api/v1/process",
+        {"image": png_base64(RGB)},
+        status=202,
         extra_environ={"HTTP_HOST": "jobs.example:7000"},
     )
     job = response.json
@@ -116,12 +118,19 @@ def test_a_done_job_answers_each_result_with_its_media_type(template):
     assert path_of(status["link"]) == f"/api/v1/jobs/{job_id}/results"
     results = app.get(f"/api/v1/jobs/{job_id}/results").json
     assert set(results) == {
-        "image", "areas", "number_output", "integer_output", "dict_output", "string_output",
-        "image_list", "geojson",
+        "image",
+        "areas",
+        "number_output",
+        "integer_output",
+        "dict_output",
+        "string_output",
+        "image_list",
+        "geojson",
     }
     assert path_of(results["image"]) == f"/api/v1/jobs/{job_id}/results/image"
     assert [path_of(url) for url in results["image_list"]] == [
-        f"/api/v1/jobs/{job_id}/results/image_list/0", f"/api/v1/jobs/{job_id}/results/image_list/1"
+        f"/api/v1/jobs/{job_id}/results/image_list/0",
+        f"/api/v1/jobs/{job_id}/results/image_list/1",
     ]
     image = app.get(path_of(results["image"]))
     assert image.content_type == "image/png"
@@ -285,12 +294,15 @@ def test_the_job_list_is_paginated_by_limit_and_cursor(jobs):
     assert list(app.get("/api/v1/jobs").json) == ids
 
 
-@pytest.mark.parametrize("query, status, field, words", [
-    ("cursor=" + "u" * 22, 404, "cursor", "names no job"),
-    ("cursor=no*id", 400, "cursor", "is not a job id"),
-    ("limit=0", 400, "limit", "from 1 to 1000"),
-    ("limit=many", 400, "limit", "from 1 to 1000"),
-])
+@pytest.mark.parametrize(
+    "query, status, field, words",
+    [
+        ("cursor=" + "u" * 22, 404, "cursor", "names no job"),
+        ("cursor=no*id", 400, "cursor", "is not a job id"),
+        ("limit=0", 400, "limit", "from 1 to 1000"),
+        ("limit=many", 400, "limit", "from 1 to 1000"),
+    ],
+)
 def test_a_bad_page_request_is_4xx_naming_the_parameter(jobs, query, status, field, words):
     app, _ = jobs
     app.post_json("/api/v1/process", {"tag": "a"})
@@ -305,13 +317,16 @@ def test_an_idempotency_key_answers_the_same_job(jobs, tmp_path):
     again = app.post_json("/api/v1/process", {"tag": "once"}, headers=headers, status=200).json
     assert again["jobId"] == first["jobId"]
     wait_for(app, first["jobId"])
-    assert app.post_json("/api/v1/process", {"tag": "once"}, headers=headers, status=200).json[
-        "jobId"] == first["jobId"]
+    assert (
+        app.post_json("/api/v1/process", {"tag": "once"}, headers=headers, status=200).json["jobId"]
+        == first["jobId"]
+    )
     assert calls(tmp_path) == ["once"]
     error = error_of(app.post_json("/api/v1/process", {"tag": "other"}, headers=headers, status=409))
     assert error["field"] == "Idempotency-Key" and "another body" in error["message"]
-    error = error_of(app.post_json("/api/v1/process", {"tag": "x"},
-                                   headers={"Idempotency-Key": "k" * 256}, status=400))
+    error = error_of(
+        app.post_json("/api/v1/process", {"tag": "x"}, headers={"Idempotency-Key": "k" * 256}, status=400)
+    )
     assert error["field"] == "Idempotency-Key" and "1 to 255" in error["message"]
     assert len(app.get("/api/v1/jobs").json) == 1
 
@@ -331,18 +346,33 @@ def test_the_correlation_id_is_echoed_and_kept_in_the_job(jobs):
 
 def test_a_webhook_is_refused_unless_allowed(store, tmp_path):
     with served("jobs", **store) as (app, _):
-        error = error_of(app.post_json("/api/v1/process", {"tag": "w"}, status=400,
-                                       headers={"X-Webhook-URL": "http://127.0.0.1:9/hook"}))
+        error = error_of(
+            app.post_json(
+                "/api/v1/process",
+                {"tag": "w"},
+                status=400,
+                headers={"X-Webhook-URL": "http://127.0.0.1:9/hook"},
+            )
+        )
         assert error["field"] == "X-Webhook-URL" and "PESTO_WEBHOOK_ALLOWLIST" in error["message"]
     allowed = {"webhook_allowlist": ("http://127.0.0.1:9/hooks/",), "webhook_secret": "whsec_" + "A" * 32}
     with served("jobs", **store, **allowed) as (app, _):
-        for url in ("http://127.0.0.1:9/other", "http://127.0.0.1:9/hooks/../admin",
-                    "file:///etc/passwd", "http://127.0.0.2:9/hooks/x"):
-            error = error_of(app.post_json("/api/v1/process", {"tag": "w"}, status=400,
-                                           headers={"X-Webhook-URL": url}))
+        for url in (
+            "http://127.0.0.1:9/other",
+            "http://127.0.0.1:9/hooks/../admin",
+            "file:///etc/passwd",
+            "http://127.0.0.2:9/hooks/x",
+        ):
+            error = error_of(
+                app.post_json("/api/v1/process", {"tag": "w"}, status=400, headers={"X-Webhook-URL": url})
+            )
             assert error["field"] == "X-Webhook-URL", url
-        job = app.post_json("/api/v1/process", {"tag": "w"}, status=202,
-                            headers={"X-Webhook-URL": "http://127.0.0.1:9/hooks/a"}).json
+        job = app.post_json(
+            "/api/v1/process",
+            {"tag": "w"},
+            status=202,
+            headers={"X-Webhook-URL": "http://127.0.0.1:9/hooks/a"},
+        ).json
         assert job["webhook"]["url"] == "http://127.0.0.1:9/hooks/a"
         assert app.get("/api/v1/jobs").json.keys() == {job["jobId"]}
 
@@ -376,6 +406,7 @@ def test_a_full_queue_refuses_a_job_without_leaving_it_behind(store):
 
 
 # -- the folder backend across restarts ------------------------------------------------------
+
 
 def submission(body: dict) -> Submission:
     raw = json.dumps(body).encode()
@@ -426,14 +457,15 @@ def test_job_files_are_written_whole(tmp_path):
 
 # -- webhooks, settings, imports, OpenAPI ----------------------------------------------------
 
+
 def test_webhook_retries_are_kept_in_the_store_and_survive_a_restart(store, tmp_path):
     port = free_port()  # nothing listens there yet: the first delivery fails
     hooks = f"http://127.0.0.1:{port}/hooks/"
-    settings = {"webhook_allowlist": (hooks,), "webhook_secret": SECRET, "webhook_backoff": 0.2,
-                **store}
+    settings = {"webhook_allowlist": (hooks,), "webhook_secret": SECRET, "webhook_backoff": 0.2, **store}
     with served("jobs", **settings) as (app, _):
-        job_id = app.post_json("/api/v1/process", {"tag": "hook"},
-                               headers={"X-Webhook-URL": hooks + "done"}).json["jobId"]
+        job_id = app.post_json(
+            "/api/v1/process", {"tag": "hook"}, headers={"X-Webhook-URL": hooks + "done"}
+        ).json["jobId"]
         wait_for(app, job_id)
         deadline = time.monotonic() + 10
         while (delivery := app.get(f"/api/v1/jobs/{job_id}/status").json["webhook"])["state"] != "retrying":
@@ -453,23 +485,32 @@ def test_webhook_retries_are_kept_in_the_store_and_survive_a_restart(store, tmp_
 
 def test_a_webhook_allowlist_without_a_secret_stops_the_service_at_start(tmp_path):
     allowlist = ("http://127.0.0.1:9/",)
-    with pytest.raises(PestoError, match="PESTO_WEBHOOK_SECRET"), served(
-        "jobs", jobs_dir=tmp_path, webhook_allowlist=allowlist
+    with (
+        pytest.raises(PestoError, match="PESTO_WEBHOOK_SECRET"),
+        served("jobs", jobs_dir=tmp_path, webhook_allowlist=allowlist),
     ):
         pass
 
 
 def test_the_jobs_url_setting_names_a_folder_or_redis(tmp_path):
-    env = {"PESTO_JOBS_URL": f"file://{tmp_path}/j", "PESTO_JOBS_RETENTION": "60",
-           "PESTO_JOBS_MAX_ATTEMPTS": "5", "PESTO_JOBS_VISIBILITY_TIMEOUT": "7"}
+    env = {
+        "PESTO_JOBS_URL": f"file://{tmp_path}/j",
+        "PESTO_JOBS_RETENTION": "60",
+        "PESTO_JOBS_MAX_ATTEMPTS": "5",
+        "PESTO_JOBS_VISIBILITY_TIMEOUT": "7",
+    }
     settings = Settings.from_env(env)
     assert settings.jobs_folder() == tmp_path / "j" and settings.jobs_store_url.startswith("file:")
     assert (settings.jobs_retention, settings.jobs_max_attempts) == (60, 5)
     assert settings.jobs_visibility_timeout == 7
-    redis_settings = Settings.from_env({"PESTO_JOBS_URL": "rediss://:pw@cache:6380/2",
-                                        "PESTO_JOBS_DIR": "/ignored",
-                                        "PESTO_JOBS_RESULTS_DIR": "/mnt/results",
-                                        "PESTO_JOBS_INLINE_BYTES": "65536"})
+    redis_settings = Settings.from_env(
+        {
+            "PESTO_JOBS_URL": "rediss://:pw@cache:6380/2",
+            "PESTO_JOBS_DIR": "/ignored",
+            "PESTO_JOBS_RESULTS_DIR": "/mnt/results",
+            "PESTO_JOBS_INLINE_BYTES": "65536",
+        }
+    )
     assert redis_settings.jobs_store_url == "rediss://:pw@cache:6380/2"
     assert redis_settings.jobs_results_dir == Path("/mnt/results")
     assert redis_settings.jobs_inline_bytes == 65536
@@ -488,8 +529,9 @@ def test_a_folder_service_imports_neither_redis_nor_standardwebhooks(tmp_path):
         "    app.post_json('/api/v1/process', {'tag': 'a'})\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'standardwebhooks')))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=Path(__file__).parent, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent, check=True
+    )
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
@@ -510,7 +552,8 @@ def test_the_openapi_document_describes_cancel_progress_webhooks_and_pages(jobs,
     assert "X-Correlation-ID" in status["responses"]["200"]["headers"]
     hooks = ("http://127.0.0.1:9/hooks/",)
     with served("jobs", jobs_dir=tmp_path / "j", webhook_allowlist=hooks, webhook_secret=SECRET) as (
-        with_hooks, _
+        with_hooks,
+        _,
     ):
         post = with_hooks.get("/api/v1/openapi.json").json["paths"]["/api/v1/process"]["post"]
     header = next(p for p in post["parameters"] if p["name"] == "X-Webhook-URL")
@@ -518,6 +561,7 @@ def test_the_openapi_document_describes_cancel_progress_webhooks_and_pages(jobs,
 
 
 # -- the Redis backend's queue, without HTTP ---------------------------------------------------
+
 
 def redis_jobs(url: str, max_attempts: int = 3) -> RedisJobs:
     return RedisJobs(url, retention=60, visibility_timeout=0.3, max_attempts=max_attempts)
@@ -573,8 +617,9 @@ def test_a_redis_refusing_writes_is_a_503_not_a_500(redis_url, redis_server):
 
 @pytest.mark.parametrize("secret", ["not base64 at all!", "whsec_c2hvcnQ=", "whsec_"])
 def test_a_webhook_secret_that_is_not_24_random_bytes_stops_the_service_at_start(tmp_path, secret):
-    with pytest.raises(PestoError, match="whsec_ followed by the base64 of 24"), served(
-        "jobs", jobs_dir=tmp_path, webhook_allowlist=("http://127.0.0.1:9/",), webhook_secret=secret
+    with (
+        pytest.raises(PestoError, match="whsec_ followed by the base64 of 24"),
+        served("jobs", jobs_dir=tmp_path, webhook_allowlist=("http://127.0.0.1:9/",), webhook_secret=secret),
     ):
         pass
 
@@ -600,6 +645,7 @@ def test_progress_reaches_a_keyword_process_and_a_stateless_one_gets_a_no_op(tmp
 
 
 # -- large results on a shared volume (Redis) ---------------------------------------------------
+
 
 def test_results_over_the_inline_size_go_to_the_shared_volume(redis_url, redis_server, tmp_path):
     volume = tmp_path / "results"
@@ -629,8 +675,10 @@ def test_results_over_the_inline_size_go_to_the_shared_volume(redis_url, redis_s
 
 def test_a_late_run_removes_its_own_files_from_the_volume(redis_url, tmp_path):
     volume = ResultVolume(tmp_path, inline_bytes=0)
-    stalled, other = (RedisJobs(redis_url, retention=60, visibility_timeout=0.3, max_attempts=3,
-                                volume=volume) for _ in range(2))
+    stalled, other = (
+        RedisJobs(redis_url, retention=60, visibility_timeout=0.3, max_attempts=3, volume=volume)
+        for _ in range(2)
+    )
     job, _ = stalled.submit(submission({"tag": "x"}), 10)
     slow = stalled.claim(1.0)
     time.sleep(0.4)
@@ -642,8 +690,9 @@ def test_a_late_run_removes_its_own_files_from_the_volume(redis_url, tmp_path):
 
 def test_an_unwritable_results_volume_stops_the_service_at_start(redis_url, tmp_path):
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(PestoError, match="PESTO_JOBS_RESULTS_DIR"), served(
-        "jobs", jobs_url=redis_url, jobs_results_dir=tmp_path / "a-file" / "results"
+    with (
+        pytest.raises(PestoError, match="PESTO_JOBS_RESULTS_DIR"),
+        served("jobs", jobs_url=redis_url, jobs_results_dir=tmp_path / "a-file" / "results"),
     ):
         pass
 

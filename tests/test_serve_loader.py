@@ -29,23 +29,29 @@ def test_instance_methods_on_one_instance():
 
 def test_keyword_arguments_when_process_takes_the_inputs_one_by_one(tmp_path):
     project = copy_project("echo", tmp_path)
-    write_process(project, (
-        "class Process:\n"
-        "    def process(self, text, number=7):\n"
-        "        return {'text': text, 'number': number}\n"
-    ))
+    write_process(
+        project,
+        (
+            "class Process:\n"
+            "    def process(self, text, number=7):\n"
+            "        return {'text': text, 'number': number}\n"
+        ),
+    )
     with served(project) as (app, _):
         assert app.post_json("/api/v1/process", {"text": "a"}).json == {"text": "a", "number": 7}
 
 
 def test_inputs_without_a_default_are_passed_as_none_when_not_sent(tmp_path):
     project = copy_project("echo", tmp_path)
-    write_process(project, (
-        "class Process:\n"
-        "    @staticmethod\n"
-        "    def process(text, number):\n"
-        "        return {'text': f'{text} {number}'}\n"
-    ))
+    write_process(
+        project,
+        (
+            "class Process:\n"
+            "    @staticmethod\n"
+            "    def process(text, number):\n"
+            "        return {'text': f'{text} {number}'}\n"
+        ),
+    )
     with served(project) as (app, _):
         assert app.post_json("/api/v1/process", {"text": "a"}).json == {"text": "a None"}
 
@@ -87,11 +93,10 @@ def test_a_process_not_taking_an_input_property_is_refused(tmp_path):
 def test_loading_again_imports_the_project_afresh(tmp_path):
     project = copy_project("echo", tmp_path)
     first = load_process(project, ECHO_INPUTS)
-    write_process(project, (
-        "class Process:\n"
-        "    def process(self, text, number=0):\n"
-        "        return {'text': 'changed'}\n"
-    ))
+    write_process(
+        project,
+        ("class Process:\n    def process(self, text, number=0):\n        return {'text': 'changed'}\n"),
+    )
     second = load_process(project, ECHO_INPUTS)
     assert first.process({"text": "a"}).text == "a"
     assert second.process({"text": "a"}) == {"text": "changed"}

@@ -50,8 +50,13 @@ def test_json_lines_carry_the_request_fields(configured):
     access, error = (json.loads(line) for line in stream.getvalue().splitlines())
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", access.pop("time"))
     assert access == {
-        "level": "INFO", "logger": "pesto_serve.access", "message": "GET /api/v1/health 200 0.5ms",
-        "method": "GET", "path": "/api/v1/health", "status": 200, "duration_ms": 0.5,
+        "level": "INFO",
+        "logger": "pesto_serve.access",
+        "message": "GET /api/v1/health 200 0.5ms",
+        "method": "GET",
+        "path": "/api/v1/health",
+        "status": 200,
+        "duration_ms": 0.5,
     }
     assert error["level"] == "ERROR" and "ValueError: boom" in error["traceback"]
 

@@ -35,10 +35,17 @@ def noisy_png_base64(size: int) -> str:
     """Gradients with noise: compresses about as a photo does (a flat image would be tiny)."""
     ramp = np.linspace(0, 230, size, dtype=np.float32)
     noise = np.random.default_rng(size).integers(0, 24, (size, size, 3), dtype=np.uint8)
-    pixels = np.stack(
-        [np.broadcast_to(ramp, (size, size)), np.broadcast_to(ramp[:, None], (size, size)),
-         np.full((size, size), 120, np.float32)], axis=-1,
-    ).astype(np.uint8) + noise
+    pixels = (
+        np.stack(
+            [
+                np.broadcast_to(ramp, (size, size)),
+                np.broadcast_to(ramp[:, None], (size, size)),
+                np.full((size, size), 120, np.float32),
+            ],
+            axis=-1,
+        ).astype(np.uint8)
+        + noise
+    )
     out = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(out, format="PNG")
     return base64.b64encode(out.getvalue()).decode("ascii")

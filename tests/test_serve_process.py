@@ -67,7 +67,8 @@ def test_process_decodes_an_image_and_encodes_every_output_type(template):
     assert [decode_png(item).shape for item in answer["image_list"]] == [(3, 8, 10)] * 2
     assert (decode_png(answer["image_list"][1]) == RGB[:, ::-1, :]).all()
     assert answer["areas"][0] == {
-        "type": "Polygon", "coordinates": [[[0, 0], [0, 8], [10, 8], [10, 0], [0, 0]]]
+        "type": "Polygon",
+        "coordinates": [[[0, 0], [0, 8], [10, 8], [10, 0], [0, 0]]],
     }
     assert answer["number_output"] == 1.0
     assert answer["integer_output"] == 5
@@ -150,7 +151,9 @@ def test_process_refuses_an_image_over_the_pixel_limit():
     assert "over the limit of 50" in error["message"]
 
 
-@pytest.mark.parametrize("uri", ["file:///etc/passwd", "http://169.254.169.254/latest", "https://example.org/a.png"])
+@pytest.mark.parametrize(
+    "uri", ["file:///etc/passwd", "http://169.254.169.254/latest", "https://example.org/a.png"]
+)
 def test_process_refuses_uris_unless_allowed(template, uri):
     error = error_of(template.post_json("/api/v1/process", {"image": uri}, status=400))
     assert error["field"] == "image"
@@ -167,9 +170,9 @@ def test_process_opens_a_file_uri_under_an_allowed_prefix(tmp_path):
 
 def test_process_names_the_item_of_a_bad_image_in_a_list(tmp_path):
     project = copy_project("echo", tmp_path)
-    (project / "pesto/api/input_schema.json").write_text(json.dumps(
-        {"text": {"type": "string"}, "number": {"$ref": "#/definitions/Images"}, "required": []}
-    ))
+    (project / "pesto/api/input_schema.json").write_text(
+        json.dumps({"text": {"type": "string"}, "number": {"$ref": "#/definitions/Images"}, "required": []})
+    )
     (project / "algorithm/process.py").write_text(
         "class Process:\n    def process(self, text=None, number=None):\n        return {}\n"
     )
@@ -241,14 +244,17 @@ def vector_payloads() -> Payloads:
     manager = make_plugin_manager(load_entry_points=False)
     manager.register(SimpleNamespace(register_payload_types=register_payload_types), "vector-plugin")
     api = ServiceApi(
-        config={}, config_schema={}, description={"title": "vectors"},
+        config={},
+        config_schema={},
+        description={"title": "vectors"},
         input_schema={"required": []},
         output_schema={
             "vector": {"$ref": "#/definitions/Vector"},
             "score": {"type": "number"},
             "required": [],
         },
-        user_definitions={}, version={},
+        user_definitions={},
+        version={},
     )
     return Payloads.build(api, Registry.from_plugin_manager(manager), DecodeSettings())
 
@@ -272,14 +278,19 @@ def test_an_answer_holding_nan_or_infinity_is_the_services_error_naming_the_fiel
 def test_a_nan_answer_over_http_is_a_json_500_naming_the_field(tmp_path, caplog):
     project = copy_project("echo", tmp_path)
     process = project / "algorithm" / "process.py"
-    process.write_text(process.read_text().replace(
-        "return Output(text=input.text, number=input.number)",
-        'return Output(text=input.text, number=float("nan") if input.text == "nan" else input.number)',
-    ))
+    process.write_text(
+        process.read_text().replace(
+            "return Output(text=input.text, number=input.number)",
+            'return Output(text=input.text, number=float("nan") if input.text == "nan" else input.number)',
+        )
+    )
     with served(project) as (app, _), caplog.at_level(logging.ERROR):
         response = app.post_json("/api/v1/process", {"text": "nan", "number": 1}, status=500)
         error = error_of(response)
         assert error["field"] == "number" and "NaN and infinities are not JSON numbers" in error["message"]
         assert b"NaN" not in response.body.replace(b"NaN and", b"")
         assert any("JSON cannot carry" in record.getMessage() for record in caplog.records)
-        assert app.post_json("/api/v1/process", {"text": "ok", "number": 1}).json == {"text": "ok", "number": 1}
+        assert app.post_json("/api/v1/process", {"text": "ok", "number": 1}).json == {
+            "text": "ok",
+            "number": 1,
+        }

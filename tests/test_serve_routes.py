@@ -10,8 +10,21 @@ from openapi_spec_validator import validate
 from serve_support import PROJECTS, error_of, served
 
 ORIGINAL_DESCRIBE_KEYS = {
-    "title", "name", "version", "family", "description", "organization", "email", "resources",
-    "asynchronous", "keywords", "template", "config", "input", "output", "_links",
+    "title",
+    "name",
+    "version",
+    "family",
+    "description",
+    "organization",
+    "email",
+    "resources",
+    "asynchronous",
+    "keywords",
+    "template",
+    "config",
+    "input",
+    "output",
+    "_links",
 }
 ORIGINAL_DEFINITIONS = {"Image", "Images", "Polygon", "Polygons", "Metadata", "Metadatas"}
 
@@ -53,14 +66,21 @@ def test_describe_has_the_original_structure(template):
     for side in ("input", "output"):
         schema = describe[side]
         assert set(schema) >= {
-            "$schema", "title", "type", "description", "definition", "definitions", "properties"
+            "$schema",
+            "title",
+            "type",
+            "description",
+            "definition",
+            "definitions",
+            "properties",
         }
         assert schema["type"] == "object" and schema["description"] == "Expected format"
         assert set(schema["definitions"]) == ORIGINAL_DEFINITIONS | {"geojson"}
     assert describe["input"]["required"] == ["image"]
     assert "required" not in describe["output"]  # an empty list is left out, as the original does
     assert describe["output"]["properties"]["image_list"] == {
-        "$ref": "#/definitions/Images", "description": "The input image, then flipped upside down"
+        "$ref": "#/definitions/Images",
+        "description": "The input image, then flipped upside down",
     }
     links = describe["_links"]
     assert set(links) == {"self", "execution", "config", "version", "health"}
@@ -119,8 +139,9 @@ def test_openapi_describes_this_services_inputs_and_outputs(template):
     schemas = app.get("/api/v1/openapi.json").json["components"]["schemas"]
     assert schemas["Input"]["required"] == ["image"]
     assert schemas["Input"]["properties"]["image"]["$ref"] == "#/components/schemas/Image"
-    assert schemas["Output"]["properties"]["geojson"]["properties"]["features"]["items"][
-        "properties"]["geometry"] == {"$ref": "#/components/schemas/Polygon"}
+    assert schemas["Output"]["properties"]["geojson"]["properties"]["features"]["items"]["properties"][
+        "geometry"
+    ] == {"$ref": "#/components/schemas/Polygon"}
     assert ORIGINAL_DEFINITIONS <= set(schemas)
 
 

@@ -18,7 +18,11 @@ FEATURE = {"type": "Feature", "geometry": BOX, "properties": None}
 def test_the_original_flat_format_is_read():
     schema = IoSchema.from_file(TEMPLATE.input_schema)
     assert list(schema.properties) == [
-        "image", "dict_parameter", "object_parameter", "integer_parameter", "number_parameter",
+        "image",
+        "dict_parameter",
+        "object_parameter",
+        "integer_parameter",
+        "number_parameter",
         "string_parameter",
     ]
     assert schema.required == ("image",)
@@ -29,7 +33,9 @@ def test_a_standard_object_schema_is_read_too():
         {"type": "object", "title": "t", "properties": {"a": {"type": "string"}}, "required": ["a"]}
     )
     assert (schema.properties, schema.required, schema.extras) == (
-        {"a": {"type": "string"}}, ("a",), {"type": "object", "title": "t"}
+        {"a": {"type": "string"}},
+        ("a",),
+        {"type": "object", "title": "t"},
     )
 
 
@@ -70,10 +76,14 @@ def test_the_quick_validator_agrees_with_jsonschema(side, body):
     quick = schema.validator(DEFINITIONS).first_error(body)
     reference = jsonschema.validators.extend(
         jsonschema.Draft7Validator,
-        type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine_many({
-            "integer": lambda _, v: (isinstance(v, (int, np.integer)) and not isinstance(v, bool))
-            or (isinstance(v, float) and v.is_integer()),
-            "array": lambda _, v: isinstance(v, (list, tuple)),
-        }),
+        type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine_many(
+            {
+                "integer": lambda _, v: (
+                    (isinstance(v, (int, np.integer)) and not isinstance(v, bool))
+                    or (isinstance(v, float) and v.is_integer())
+                ),
+                "array": lambda _, v: isinstance(v, (list, tuple)),
+            }
+        ),
     )(schema.object_schema(DEFINITIONS))
     assert (quick is None) == reference.is_valid(body)

@@ -87,8 +87,11 @@ def test_python_m_pesto_serve_reads_the_environment_and_etc_pesto(tmp_path):
     load(PROJECTS / "echo").api.write(config_dir)
     port = free_port()
     env = {
-        "PESTO_PROJECT_DIR": str(PROJECTS / "echo"), "PESTO_CONFIG_DIR": str(config_dir),
-        "PESTO_HOST": "127.0.0.1", "PESTO_PORT": str(port), "PESTO_LOG_FORMAT": "json",
+        "PESTO_PROJECT_DIR": str(PROJECTS / "echo"),
+        "PESTO_CONFIG_DIR": str(config_dir),
+        "PESTO_HOST": "127.0.0.1",
+        "PESTO_PORT": str(port),
+        "PESTO_LOG_FORMAT": "json",
     }
     with running([sys.executable, "-m", "pesto_serve"], tmp_path, env, port=port) as server:
         answer = server.post("/api/v1/process", json={"text": "in image"}).json()
@@ -148,43 +151,53 @@ def _broken_echo(tmp_path, file_name: str, content: dict):
 def test_a_config_that_breaks_its_schema_stops_the_start_saying_where(tmp_path):
     # Checked in the start thread (after the port opened, jsonschema being a third of a
     # start): the service exits as when on_start() fails, with the load's own message.
-    project = _broken_echo(tmp_path, "config_schema.json",
-                           {"type": "object", "required": ["mode"]})
+    project = _broken_echo(tmp_path, "config_schema.json", {"type": "object", "required": ["mode"]})
     with running([str(PESTO_SERVE), str(project)], tmp_path, ready=False) as server:
         assert server.exit_status() == EXIT_START_FAILED
-    assert ("the service cannot start: pesto/api/config.json does not match config_schema.json "
-            "at $: 'mode' is a required property") in server.log_text()
+    assert (
+        "the service cannot start: pesto/api/config.json does not match config_schema.json "
+        "at $: 'mode' is a required property"
+    ) in server.log_text()
 
 
 def test_python_m_pesto_serve_names_etc_pesto_when_its_config_breaks_its_schema(tmp_path):
     config_dir = tmp_path / "etc-pesto"
     load(PROJECTS / "echo").api.write(config_dir)
     (config_dir / "config.json").write_text(json.dumps({"mode": 1}))
-    (config_dir / "config_schema.json").write_text(
-        json.dumps({"properties": {"mode": {"type": "string"}}}))
+    (config_dir / "config_schema.json").write_text(json.dumps({"properties": {"mode": {"type": "string"}}}))
     port = free_port()
-    env = {"PESTO_PROJECT_DIR": str(PROJECTS / "echo"), "PESTO_CONFIG_DIR": str(config_dir),
-           "PESTO_HOST": "127.0.0.1", "PESTO_PORT": str(port)}
+    env = {
+        "PESTO_PROJECT_DIR": str(PROJECTS / "echo"),
+        "PESTO_CONFIG_DIR": str(config_dir),
+        "PESTO_HOST": "127.0.0.1",
+        "PESTO_PORT": str(port),
+    }
     with running([sys.executable, "-m", "pesto_serve"], tmp_path, env, ready=False, port=port) as server:
         assert server.exit_status() == EXIT_START_FAILED
-    assert (f"the service cannot start: {config_dir}/config.json does not match "
-            "config_schema.json at $.mode: 1 is not of type 'string'") in server.log_text()
+    assert (
+        f"the service cannot start: {config_dir}/config.json does not match "
+        "config_schema.json at $.mode: 1 is not of type 'string'"
+    ) in server.log_text()
 
 
 def test_an_input_schema_jsonschema_refuses_stops_the_start_naming_the_file(tmp_path):
     project = _broken_echo(tmp_path, "input_schema.json", {"text": {"type": "dictionary"}})
     with running([str(PESTO_SERVE), str(project)], tmp_path, ready=False) as server:
         assert server.exit_status() == EXIT_START_FAILED
-    assert ("the service cannot start: input_schema.json (with the definitions and "
-            "user_definitions.json) is not a valid JSON schema") in server.log_text()
+    assert (
+        "the service cannot start: input_schema.json (with the definitions and "
+        "user_definitions.json) is not a valid JSON schema"
+    ) in server.log_text()
 
 
 def test_sigterm_finishes_running_requests_then_exits_zero(tmp_path):
     with running(pesto_serve("faulty"), tmp_path, {"PESTO_GRACE_PERIOD": "10"}) as server:
         answers = []
-        request = threading.Thread(target=lambda: answers.append(
-            server.post("/api/v1/process", json={"mode": "sleep", "seconds": 1.0})
-        ))
+        request = threading.Thread(
+            target=lambda: answers.append(
+                server.post("/api/v1/process", json={"mode": "sleep", "seconds": 1.0})
+            )
+        )
         request.start()
         deadline = time.monotonic() + 10
         while "pesto_slots_busy 1.0" not in server.get("/metrics").text:
@@ -201,6 +214,7 @@ def test_sigterm_finishes_running_requests_then_exits_zero(tmp_path):
 
 def test_sigterm_gives_up_after_the_grace_period(tmp_path):
     with running(pesto_serve("faulty"), tmp_path, {"PESTO_GRACE_PERIOD": "0.2"}) as server:
+
         def abandoned_request():
             with pytest.raises(requests.ConnectionError):
                 server.post("/api/v1/process", json={"mode": "sleep", "seconds": 30})
@@ -225,16 +239,20 @@ def test_a_request_past_the_queue_is_refused_before_its_body_is_parsed(tmp_path)
     env = {"PESTO_QUEUE_SIZE": "0"}
     with running(pesto_serve("faulty"), tmp_path, env) as server:
         answers = []
-        busy = threading.Thread(target=lambda: answers.append(
-            server.post("/api/v1/process", json={"mode": "sleep", "seconds": 2.0})
-        ))
+        busy = threading.Thread(
+            target=lambda: answers.append(
+                server.post("/api/v1/process", json={"mode": "sleep", "seconds": 2.0})
+            )
+        )
         busy.start()
         deadline = time.monotonic() + 10
         while "pesto_slots_busy 1.0" not in server.get("/metrics").text:
             assert time.monotonic() < deadline
             time.sleep(0.01)
         began = time.monotonic()
-        refused = server.post("/api/v1/process", data=b"{not json", headers={"Content-Type": "application/json"})
+        refused = server.post(
+            "/api/v1/process", data=b"{not json", headers={"Content-Type": "application/json"}
+        )
         assert time.monotonic() - began < 1.0
         assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
         assert refused.headers["Content-Type"] == "application/json"
@@ -256,7 +274,11 @@ def test_waitress_own_refusals_are_in_the_json_error_shape(tmp_path):
     big_start = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Big: "
     cases = [
         (big_start + b"a" * (256 * 1024 - len(big_start)), 431, "headers are too large"),
-        (b"POST /api/v1/process HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "Transfer-Encoding"),
+        (
+            b"POST /api/v1/process HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+            "Transfer-Encoding",
+        ),
         (b"POST /api/v1/process HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n", 400, "not a number"),
     ]
     with running(pesto_serve("echo"), tmp_path) as server:

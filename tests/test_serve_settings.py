@@ -19,17 +19,36 @@ def test_defaults_are_the_in_image_ones():
 
 
 def test_every_variable_is_read():
-    settings = Settings.from_env({
-        "PESTO_PROJECT_DIR": "/p", "PESTO_CONFIG_DIR": "/c", "PESTO_HOST": "127.0.0.1",
-        "PESTO_PORT": "9000", "PESTO_SLOTS": "4", "PESTO_QUEUE_SIZE": "0",
-        "PESTO_MAX_BODY_BYTES": "1_000", "PESTO_URI_ALLOWLIST": "file:///data/, https://x.org/",
-        "PESTO_MAX_IMAGE_PIXELS": "100", "PESTO_JOBS_DIR": "/j", "PESTO_PROCESS_TIMEOUT": "2.5",
-        "PESTO_LOG_FORMAT": "JSON", "PESTO_GRACE_PERIOD": "3",
-    })
+    settings = Settings.from_env(
+        {
+            "PESTO_PROJECT_DIR": "/p",
+            "PESTO_CONFIG_DIR": "/c",
+            "PESTO_HOST": "127.0.0.1",
+            "PESTO_PORT": "9000",
+            "PESTO_SLOTS": "4",
+            "PESTO_QUEUE_SIZE": "0",
+            "PESTO_MAX_BODY_BYTES": "1_000",
+            "PESTO_URI_ALLOWLIST": "file:///data/, https://x.org/",
+            "PESTO_MAX_IMAGE_PIXELS": "100",
+            "PESTO_JOBS_DIR": "/j",
+            "PESTO_PROCESS_TIMEOUT": "2.5",
+            "PESTO_LOG_FORMAT": "JSON",
+            "PESTO_GRACE_PERIOD": "3",
+        }
+    )
     assert settings == Settings(
-        project_dir=Path("/p"), config_dir=Path("/c"), host="127.0.0.1", port=9000, slots=4,
-        queue_size=0, max_body_bytes=1000, uri_allowlist=("file:///data/", "https://x.org/"),
-        max_image_pixels=100, jobs_dir=Path("/j"), process_timeout=2.5, log_format="json",
+        project_dir=Path("/p"),
+        config_dir=Path("/c"),
+        host="127.0.0.1",
+        port=9000,
+        slots=4,
+        queue_size=0,
+        max_body_bytes=1000,
+        uri_allowlist=("file:///data/", "https://x.org/"),
+        max_image_pixels=100,
+        jobs_dir=Path("/j"),
+        process_timeout=2.5,
+        log_format="json",
         grace_period=3.0,
     )
     assert settings.decode_settings.uri_allowlist == ("file:///data/", "https://x.org/")
@@ -82,10 +101,14 @@ def test_pesto_serve_takes_its_defaults_from_the_environment(monkeypatch):
 
 
 def test_the_connection_and_memory_settings_are_read():
-    settings = Settings.from_env({
-        "PESTO_MEMORY_BODY_BYTES": "1_048_576", "PESTO_HEADER_TIMEOUT": "2.5",
-        "PESTO_IDLE_TIMEOUT": "30", "PESTO_MAX_CONNECTIONS": "200",
-    })
+    settings = Settings.from_env(
+        {
+            "PESTO_MEMORY_BODY_BYTES": "1_048_576",
+            "PESTO_HEADER_TIMEOUT": "2.5",
+            "PESTO_IDLE_TIMEOUT": "30",
+            "PESTO_MAX_CONNECTIONS": "200",
+        }
+    )
     assert (settings.memory_body_bytes, settings.header_timeout) == (1_048_576, 2.5)
     assert (settings.idle_timeout, settings.max_connections) == (30.0, 200)
     with pytest.raises(PestoError, match="PESTO_MAX_CONNECTIONS"):

@@ -66,7 +66,11 @@ def process(name: str, status: int, value) -> Kind:
 MIX = [
     process("text and numbers", 200, {"text": "soak", "count": 7, "ratio": 0.5, "flag": True}),
     process("image 64x64", 200, {"image": png_base64(64)}),
-    process("images and polygons", 200, {"images": [png_base64(16)] * 3, "shapes": [POLYGON] * 4, "meta": {"a": [1]}}),
+    process(
+        "images and polygons",
+        200,
+        {"images": [png_base64(16)] * 3, "shapes": [POLYGON] * 4, "meta": {"a": [1]}},
+    ),
     process("text and numbers", 200, {"text": "soak again", "count": -1}),
     Kind("describe", 200, "GET", "/api/v1/describe"),
     process("not JSON", 400, b"{not json"),
@@ -160,7 +164,11 @@ def resident_kb(pid: int) -> int:
 
 
 def test_soak_mixed_requests_no_unexpected_status_no_drop_flat_memory(tmp_path):
-    environment = {"PESTO_MAX_BODY_BYTES": str(MAX_BODY_BYTES), "PESTO_SLOTS": "4", "PESTO_LOG_FORMAT": "json"}
+    environment = {
+        "PESTO_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+        "PESTO_SLOTS": "4",
+        "PESTO_LOG_FORMAT": "json",
+    }
     with running(pesto_serve("mirror"), tmp_path, environment) as server:
         soak = Soak(int(server.url.rsplit(":", 1)[1]), server.process.pid)
         seconds = soak.run()

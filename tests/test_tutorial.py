@@ -89,19 +89,19 @@ def read_blocks(markdown: str) -> list[Block]:
         if not opening:
             index += 1
             continue
-        end = next(
-            (i for i in range(index + 1, len(lines)) if lines[i].strip() == opening["fence"]), None
-        )
+        end = next((i for i in range(index + 1, len(lines)) if lines[i].strip() == opening["fence"]), None)
         assert end is not None, f"{SHOWN_AS}:{index + 1}: this fence is never closed"
         marker = MARKER.match(lines[index - 1]) if index else None
-        blocks.append(Block(
-            line=index + 1,
-            language=(opening["info"].split() or [""])[0],
-            text="".join(line + "\n" for line in lines[index + 1:end]),
-            action=marker["action"] if marker else None,
-            engine=bool(marker and marker["engine"]),
-            argument=marker["argument"] if marker else None,
-        ))
+        blocks.append(
+            Block(
+                line=index + 1,
+                language=(opening["info"].split() or [""])[0],
+                text="".join(line + "\n" for line in lines[index + 1 : end]),
+                action=marker["action"] if marker else None,
+                engine=bool(marker and marker["engine"]),
+                argument=marker["argument"] if marker else None,
+            )
+        )
         index = end + 1
     return blocks
 
@@ -156,8 +156,12 @@ def run_tutorial(workdir: Path, engine=None) -> None:
     try:
         with log_path.open("w") as log:
             process = subprocess.Popen(
-                ["bash", str(script_path)], cwd=workdir, env=environment(),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                ["bash", str(script_path)],
+                cwd=workdir,
+                env=environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
             try:
@@ -220,7 +224,7 @@ def _report(log_path: Path, status: int | None, name: str, port: int) -> str:
     output = log_path.read_text(errors="replace")
     start = output.rfind(BANNER)
     if start >= 0:
-        block, _, since = output[start + len(BANNER):].partition("\n")
+        block, _, since = output[start + len(BANNER) :].partition("\n")
     else:
         block, since = "(none: the script stopped before its first block)", output
     tail = "\n".join(since.splitlines()[-80:])

@@ -214,8 +214,14 @@ def test_decode_refuses_a_value_that_is_not_a_string():
 
 @pytest.mark.parametrize(
     "uri",
-    ["file:///etc/passwd", "http://169.254.169.254/x.png", "https://a.example/x.png",
-     "gs://bucket/x.tif", "s3://bucket/x.tif", "ftp://host/x.png"],
+    [
+        "file:///etc/passwd",
+        "http://169.254.169.254/x.png",
+        "https://a.example/x.png",
+        "gs://bucket/x.tif",
+        "s3://bucket/x.tif",
+        "ftp://host/x.png",
+    ],
 )
 def test_decode_refuses_a_uri_by_default(uri):
     with pytest.raises(PayloadError, match="refusing to open .*PESTO_URI_ALLOWLIST: none"):
@@ -376,7 +382,7 @@ def test_compare_allows_differences_within_the_pixel_tolerance():
     assert IMAGE.compare(expected, actual, Tolerance(pixel=1)) == [
         "1 of 20 pixels (5%) differ by more than the tolerance 1; mean difference 0.1",
         "largest pixel difference 2 (band 0, row 2, column 3) is over the tolerance 1: "
-        "expected (1, 4, 5) uint8, got (1, 4, 5) uint8"
+        "expected (1, 4, 5) uint8, got (1, 4, 5) uint8",
     ]
 
 
@@ -403,8 +409,7 @@ def test_compare_treats_nan_as_equal_to_nan_only():
 def test_compare_reports_an_answer_that_is_not_an_image():
     expected = IMAGE.encode(random_bytes(2, 2))
     assert IMAGE.compare(expected, "oops!", Tolerance()) == [
-        "the actual image cannot be decoded: not valid base64; send the image file's bytes "
-        "encoded in base64"
+        "the actual image cannot be decoded: not valid base64; send the image file's bytes encoded in base64"
     ]
 
 
@@ -453,4 +458,3 @@ def test_images_compare_reports_lengths_and_items():
         "list lengths differ: expected 2, got 3",
         "item 1: image shapes differ: expected (3, 2, 2) uint8, got (1, 2, 2) uint8",
     ]
-

@@ -64,6 +64,4 @@ def test_metadatas_test_files_round_trip(tmp_path):
 
 
 def test_metadatas_compare_lengths():
-    assert METADATAS.compare([INFO], [INFO, INFO], Tolerance()) == [
-        "list lengths differ: expected 1, got 2"
-    ]
+    assert METADATAS.compare([INFO], [INFO, INFO], Tolerance()) == ["list lengths differ: expected 1, got 2"]

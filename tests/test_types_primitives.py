@@ -65,6 +65,4 @@ def test_compare_numbers_with_the_tolerance():
 
 def test_compare_strings_ignores_a_final_newline_only():
     assert TYPES["string"].compare("done\n", "done", Tolerance()) == []
-    assert TYPES["string"].compare("done", "Done", Tolerance()) == [
-        "answer: expected 'done', got 'Done'"
-    ]
+    assert TYPES["string"].compare("done", "Done", Tolerance()) == ["answer: expected 'done', got 'Done'"]

@@ -77,9 +77,7 @@ def test_payload_types_and_the_project_model_import_no_docker_pytest_or_deepdiff
         "default_registry()\n"
         "print(sorted(m for m in ('docker', 'pytest', 'deepdiff') if m in sys.modules))\n"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
 
 
@@ -96,7 +94,5 @@ def test_serving_a_project_without_images_imports_no_numpy_pillow_or_tifffile():
         "    app.post_json('/api/v1/process', {'text': 'a', 'number': 1})\n"
         "print(sorted(m for m in ('numpy', 'PIL', 'tifffile') if m in sys.modules))\n"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip().splitlines()[-1] == "[]"

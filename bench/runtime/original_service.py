@@ -32,8 +32,11 @@ def prepare(project: Path, config_dir: Path) -> None:
     build.algorithm_path = str(project)
     configs = ConfigLoader.load(build)
     config_dir.mkdir(parents=True, exist_ok=True)
-    for name, key in (("service", PestoFiles.service), ("version", PestoFiles.version),
-                      ("config", PestoFiles.config)):
+    for name, key in (
+        ("service", PestoFiles.service),
+        ("version", PestoFiles.version),
+        ("config", PestoFiles.config),
+    ):
         (config_dir / f"{name}.json").write_text(json.dumps(configs[key], indent=2))
 
 

@@ -7,7 +7,9 @@ from pesto_pack.fields import Definition, definition, field
 
 @dataclass
 class Input:
-    image: np.array = definition(Definition.Image, required=True, description="Image related to any ImageNet class")
+    image: np.array = definition(
+        Definition.Image, required=True, description="Image related to any ImageNet class"
+    )
 
 
 @dataclass

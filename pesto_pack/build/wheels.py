@@ -37,14 +37,16 @@ def runtime_wheel(cache: Path) -> Path:
     root = repository_root()
     if root is None:
         version = importlib.metadata.version(DISTRIBUTION)
-        return _cached_wheel(cache, f"release-{version}", lambda out: _pip(
-            ["download", "--no-deps", "--dest", str(out), f"{DISTRIBUTION}=={version}"],
-            f"download {DISTRIBUTION} {version}",
-        ))
+        return _cached_wheel(
+            cache,
+            f"release-{version}",
+            lambda out: _pip(
+                ["download", "--no-deps", "--dest", str(out), f"{DISTRIBUTION}=={version}"],
+                f"download {DISTRIBUTION} {version}",
+            ),
+        )
     sources = _runtime_sources(root)
-    key = digest(
-        part for path in sources for part in (str(path.relative_to(root)), path.read_bytes())
-    )
+    key = digest(part for path in sources for part in (str(path.relative_to(root)), path.read_bytes()))
     return _cached_wheel(cache, key, lambda out: _build_from_sources(root, sources, out))
 
 
@@ -63,9 +65,7 @@ def unpacked_runtime(wheel: Path, cache: Path) -> Path:
         with zipfile.ZipFile(wheel) as archive:
             members = [m for m in archive.namelist() if not m.split("/", 1)[0].endswith(".data")]
             archive.extractall(out, members=members)
-        compileall.compile_dir(
-            out, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
-        )
+        compileall.compile_dir(out, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
 
     return cached_folder(cache / "runtime-unpacked", key, unpack)
 
@@ -123,9 +123,11 @@ def wheelhouse(
     if requirements_file:
         arguments += ["--requirement", str(requirements_file)]
     cwd = requirements_file.parent if requirements_file else None
-    return cached_folder(cache / "wheels", key, lambda out: _pip(
-        ["wheel", "--wheel-dir", str(out), *arguments], what, cwd=cwd, error=ProjectError
-    ))
+    return cached_folder(
+        cache / "wheels",
+        key,
+        lambda out: _pip(["wheel", "--wheel-dir", str(out), *arguments], what, cwd=cwd, error=ProjectError),
+    )
 
 
 def _has_requirement(text: str) -> bool:
@@ -144,7 +146,10 @@ def _runtime_sources(root: Path) -> list[Path]:
     """The files that go into the runtime wheel: pyproject.toml, the readme, the packages."""
     pyproject = _pyproject(root)
     patterns = (
-        pyproject.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
+        pyproject.get("tool", {})
+        .get("setuptools", {})
+        .get("packages", {})
+        .get("find", {})
         .get("include", ["*"])
     )
     files = [root / "pyproject.toml"]
@@ -154,8 +159,7 @@ def _runtime_sources(root: Path) -> list[Path]:
     for package in sorted(root.iterdir()):
         if (package / "__init__.py").is_file() and any(fnmatch.fnmatch(package.name, p) for p in patterns):
             files += sorted(
-                path for path in package.rglob("*")
-                if path.is_file() and not _skipped(path.relative_to(root))
+                path for path in package.rglob("*") if path.is_file() and not _skipped(path.relative_to(root))
             )
     return files
 
@@ -175,8 +179,16 @@ def _build_from_sources(root: Path, sources: list[Path], out: Path) -> None:
 
 
 def _pip(arguments: list[str], what: str, cwd: Path | None = None, error=PestoError) -> None:
-    command = [sys.executable, "-m", "pip", *arguments, "--no-input", "--progress-bar", "off",
-               "--disable-pip-version-check"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        *arguments,
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--disable-pip-version-check",
+    ]
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])

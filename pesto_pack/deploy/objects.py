@@ -46,9 +46,7 @@ def deployment(plan: DeployPlan) -> dict:
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [_container(plan)],
-                    "volumes": [
-                        {"name": _volume_name(path), "emptyDir": {}} for path in plan.writable_dirs
-                    ],
+                    "volumes": [{"name": _volume_name(path), "emptyDir": {}} for path in plan.writable_dirs],
                 },
             },
         },
@@ -68,8 +66,9 @@ def _container(plan: DeployPlan) -> dict:
         "ports": [{"name": "http", "containerPort": plan.port, "protocol": "TCP"}],
         "env": _environment(plan),
         "resources": resources,
-        "startupProbe": _probe("ready", STARTUP_PERIOD_SECONDS,
-                               -(-plan.startup_seconds // STARTUP_PERIOD_SECONDS)),
+        "startupProbe": _probe(
+            "ready", STARTUP_PERIOD_SECONDS, -(-plan.startup_seconds // STARTUP_PERIOD_SECONDS)
+        ),
         "readinessProbe": _probe("ready", PROBE_PERIOD_SECONDS, 1),
         "livenessProbe": _probe("health", PROBE_PERIOD_SECONDS * 2, 3),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
@@ -79,9 +78,7 @@ def _container(plan: DeployPlan) -> dict:
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [
-            {"name": _volume_name(path), "mountPath": path} for path in plan.writable_dirs
-        ],
+        "volumeMounts": [{"name": _volume_name(path), "mountPath": path} for path in plan.writable_dirs],
     }
 
 
@@ -150,13 +147,15 @@ def cpu_autoscaler(plan: DeployPlan) -> dict:
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": plan.name},
             "minReplicas": plan.replicas,
             "maxReplicas": plan.max_replicas,
-            "metrics": [{
-                "type": "Resource",
-                "resource": {
-                    "name": "cpu",
-                    "target": {"type": "Utilization", "averageUtilization": CPU_TARGET_PERCENT},
-                },
-            }],
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": CPU_TARGET_PERCENT},
+                    },
+                }
+            ],
         },
     }
 

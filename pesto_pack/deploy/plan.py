@@ -88,8 +88,7 @@ class DeployPlan:
     def termination_grace_seconds(self) -> int:
         """Longer than the pause, the service's drain delay and its grace period: Kubernetes
         never SIGKILLs a replica that is still finishing its requests."""
-        return (PRE_STOP_SECONDS + math.ceil(self.drain_delay + self.grace_period)
-                + SHUTDOWN_MARGIN_SECONDS)
+        return PRE_STOP_SECONDS + math.ceil(self.drain_delay + self.grace_period) + SHUTDOWN_MARGIN_SECONDS
 
     @property
     def jobs_secret(self) -> str:

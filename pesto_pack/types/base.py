@@ -225,13 +225,9 @@ class ListType(PayloadType):
             return super().compare(expected, actual, tolerance)
         differences = []
         if len(expected) != len(actual):
-            differences.append(
-                f"list lengths differ: expected {len(expected)}, got {len(actual)}"
-            )
+            differences.append(f"list lengths differ: expected {len(expected)}, got {len(actual)}")
         for index, (wanted, got) in enumerate(zip(expected, actual, strict=False)):
-            differences += [
-                f"item {index}: {line}" for line in self.items.compare(wanted, got, tolerance)
-            ]
+            differences += [f"item {index}: {line}" for line in self.items.compare(wanted, got, tolerance)]
         return differences
 
     def draw_difference(self, expected: JSON, actual: JSON, tolerance: Tolerance) -> list[Pictures]:
@@ -250,9 +246,7 @@ class ListType(PayloadType):
     def _list(self, value: Any) -> list:
         """The items of a list, a tuple or an array's first axis; anything else is refused."""
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-            raise PayloadError(
-                f"expected an array of {self.items.name}, got {json_type_name(value)}"
-            )
+            raise PayloadError(f"expected an array of {self.items.name}, got {json_type_name(value)}")
         return list(value)
 
     @staticmethod

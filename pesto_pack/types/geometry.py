@@ -36,7 +36,6 @@ POLYGON_DEFINITION = {
 POLYGONS_DEFINITION = {"type": "array", "items": {"$ref": "#/definitions/Polygon"}}
 
 
-
 @functools.cache
 def _polygon_validator():
     """Made on first use: jsonschema is imported then, not when every service loads its

@@ -46,8 +46,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         image = _PILLOW_OPENERS[image_format](io.BytesIO(data))
     except _HEADER_ERRORS as error:
         raise PayloadError(
-            f"not a decodable image (PNG, JPEG or TIFF expected): {image_format} header: "
-            f"{error}{reason}"
+            f"not a decodable image (PNG, JPEG or TIFF expected): {image_format} header: {error}{reason}"
         ) from None
     check_size(image.width, image.height, len(image.getbands()), max_pixels)
     _check_depth_kept(image, image_format)
@@ -55,8 +54,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         image.load()
     except _HEADER_ERRORS as error:
         raise PayloadError(
-            f"truncated image: its {image_format} pixel data ends or breaks early "
-            f"({error}){reason}"
+            f"truncated image: its {image_format} pixel data ends or breaks early ({error}){reason}"
         ) from None
     return pil_to_array(image)
 
@@ -66,8 +64,7 @@ def check_size(width: int, height: int, bands: int, max_pixels: int) -> None:
     than 4 bands at the limit (a TIFF may have thousands of bands)."""
     if width * height > max_pixels:
         raise PayloadError(
-            f"image is {width}x{height} pixels, over the limit of {max_pixels} "
-            "(PESTO_MAX_IMAGE_PIXELS)"
+            f"image is {width}x{height} pixels, over the limit of {max_pixels} (PESTO_MAX_IMAGE_PIXELS)"
         )
     if width * height * bands > 4 * max_pixels:
         raise PayloadError(
@@ -144,9 +141,7 @@ def encode_image(image: Any) -> bytes:
         PILImage.fromarray(array[0] if bands == 1 else array.transpose(1, 2, 0)).save(buffer, "PNG")
         return buffer.getvalue()
     if array.dtype.kind not in "uif":
-        raise PayloadError(
-            f"cannot encode an image of dtype {array.dtype}; use an integer or float array"
-        )
+        raise PayloadError(f"cannot encode an image of dtype {array.dtype}; use an integer or float array")
     buffer = io.BytesIO()
     tifffile.imwrite(
         buffer,
@@ -169,9 +164,7 @@ def channel_first(image: Any) -> np.ndarray:
         )
     array = image[np.newaxis] if image.ndim == 2 else image
     if array.ndim != 3 or 0 in array.shape:
-        raise PayloadError(
-            f"an image array must have the shape (C, H, W) or (H, W); got {image.shape}"
-        )
+        raise PayloadError(f"an image array must have the shape (C, H, W) or (H, W); got {image.shape}")
     return _native(array)
 
 

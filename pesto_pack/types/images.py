@@ -90,9 +90,7 @@ def image_bytes(value: JSON, settings: DecodeSettings) -> bytes:
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise PayloadError(
-            "not valid base64; send the image file's bytes encoded in base64"
-        ) from None
+        raise PayloadError("not valid base64; send the image file's bytes encoded in base64") from None
 
 
 def fetch(uri: str, allowlist: tuple[str, ...]) -> bytes:

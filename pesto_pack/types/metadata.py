@@ -35,9 +35,7 @@ def _object(value: Any) -> Any:
 
 
 METADATA = MetadataType("Metadata", definition=METADATA_DEFINITION, extensions=(".json",))
-METADATAS = ListType(
-    "Metadatas", definition=METADATAS_DEFINITION, extensions=(".json",), items=METADATA
-)
+METADATAS = ListType("Metadatas", definition=METADATAS_DEFINITION, extensions=(".json",), items=METADATA)
 
 
 @hookimpl

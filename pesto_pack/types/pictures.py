@@ -191,13 +191,18 @@ def value_range(expected: np.ndarray, actual: np.ndarray) -> float:
     """The largest difference two images can have: their integer type's range (255 for 8-bit,
     65535 for 16-bit), or for floats the span of their finite values."""
     if all(array.dtype.kind in "uib" for array in (expected, actual)):
-        ranges = [1 if a.dtype == np.bool_ else np.iinfo(a.dtype).max - np.iinfo(a.dtype).min for a in (expected, actual)]
+        ranges = [
+            1 if a.dtype == np.bool_ else np.iinfo(a.dtype).max - np.iinfo(a.dtype).min
+            for a in (expected, actual)
+        ]
         return float(max(ranges))
     finite = np.concatenate([a[np.isfinite(a)].ravel().astype(np.float64) for a in (expected, actual)])
     return float(finite.max() - finite.min()) if finite.size else 1.0
 
 
-def _difference_rgb(gap: np.ndarray, background: np.ndarray, tolerance: float, full_scale: float) -> np.ndarray:
+def _difference_rgb(
+    gap: np.ndarray, background: np.ndarray, tolerance: float, full_scale: float
+) -> np.ndarray:
     """Colours of each pixel's difference over `background`: over the tolerance, the position
     on the ramp is the difference's on a log scale up to `full_scale` (or the largest
     difference, when larger), so a colour means the same size in every picture of a type."""
@@ -274,7 +279,13 @@ def outline_pictures(expected: list[JSON], actual: list[JSON]) -> Pictures:
     masks = [_area(side, frame) for side in (expected, actual)]
     white = np.full((frame.height, frame.width, 3), 255, np.uint8)
     pictures = []
-    for mask, side, colour, fill in zip(masks, (expected, actual), (EXPECTED_COLOUR, ACTUAL_COLOUR), (EXPECTED_ONLY_FILL, ACTUAL_ONLY_FILL), strict=True):
+    for mask, side, colour, fill in zip(
+        masks,
+        (expected, actual),
+        (EXPECTED_COLOUR, ACTUAL_COLOUR),
+        (EXPECTED_ONLY_FILL, ACTUAL_ONLY_FILL),
+        strict=True,
+    ):
         own = white.copy()
         own[mask] = fill
         pictures.append(_outlined(own, [(side, colour, 3)], frame))

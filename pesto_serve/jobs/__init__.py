@@ -25,8 +25,16 @@ from pesto_serve.jobs.model import (  # noqa: F401 - the package's public names
 )
 
 
-def open_backend(url: str, *, retention: float, visibility_timeout: float, max_attempts: int,
-                 folder=None, results_dir=None, inline_bytes: int = 1 << 20) -> JobBackend:
+def open_backend(
+    url: str,
+    *,
+    retention: float,
+    visibility_timeout: float,
+    max_attempts: int,
+    folder=None,
+    results_dir=None,
+    inline_bytes: int = 1 << 20,
+) -> JobBackend:
     """The backend `url` names (`folder` is the checked folder of a `file://` URL;
     `results_dir`: the shared volume of Redis's large results, if any)."""
     if url.startswith(("redis://", "rediss://", "unix://")):
@@ -41,8 +49,13 @@ def open_backend(url: str, *, retention: float, visibility_timeout: float, max_a
         from pesto_serve.jobs.volume import ResultVolume
 
         volume = ResultVolume(results_dir, inline_bytes) if results_dir else None
-        return RedisJobs(url, retention=retention, visibility_timeout=visibility_timeout,
-                         max_attempts=max_attempts, volume=volume)
+        return RedisJobs(
+            url,
+            retention=retention,
+            visibility_timeout=visibility_timeout,
+            max_attempts=max_attempts,
+            volume=volume,
+        )
     if not url.startswith("file:") or folder is None:
         raise PestoError(
             f"the job store {url!r} is not valid: use file:///a/folder (one replica) or "

@@ -83,9 +83,14 @@ class FolderJobs(JobBackend):
         for job in sorted(found, key=lambda j: (j.created, j.id)):
             if job.status in (PENDING, RUNNING):
                 if not (self.folder / job.id / INPUT).is_file():
-                    job = self._finish(job, ERROR, (
-                        "the job's stored inputs are gone (a job of an older version, or the "
-                        "folder was edited); submit the job again"))
+                    job = self._finish(
+                        job,
+                        ERROR,
+                        (
+                            "the job's stored inputs are gone (a job of an older version, or the "
+                            "folder was edited); submit the job again"
+                        ),
+                    )
                 elif job.status == RUNNING and job.attempts >= self.max_attempts:
                     job = self._finish(job, ERROR, too_many_attempts(job.attempts))
                 else:
@@ -106,10 +111,15 @@ class FolderJobs(JobBackend):
                 raise queue_full(unfinished)
             stamp = now()
             job = Job(
-                id=secrets.token_urlsafe(16), status=PENDING, created=stamp, updated=stamp,
+                id=secrets.token_urlsafe(16),
+                status=PENDING,
+                created=stamp,
+                updated=stamp,
                 correlation_id=submission.correlation_id,
-                idempotency_key=submission.idempotency_key, body_digest=submission.body_digest,
-                webhook=submission.webhook, base_url=submission.base_url,
+                idempotency_key=submission.idempotency_key,
+                body_digest=submission.body_digest,
+                webhook=submission.webhook,
+                base_url=submission.base_url,
             )
             (self.folder / job.id).mkdir(parents=True)
             _write_atomically(self.folder / job.id / INPUT, submission.body)
@@ -137,8 +147,9 @@ class FolderJobs(JobBackend):
                     continue
                 # Not fsync'ed: a killed process leaves the file to the OS all the same; only a
                 # crash of the machine may lose this attempt's count (never the job).
-                job = self._write(replace(job, status=RUNNING, attempts=job.attempts + 1,
-                                          updated=now()), durable=False)
+                job = self._write(
+                    replace(job, status=RUNNING, attempts=job.attempts + 1, updated=now()), durable=False
+                )
                 return Claimed(job, body, token=job.id)
         return None
 
@@ -183,8 +194,11 @@ class FolderJobs(JobBackend):
     def _finish(self, job: Job, status: str, error: str | None, **changes) -> Job:
         stamp = now()
         delivery = {"state": "pending", "attempts": 0} if job.webhook else None
-        job = self._write(replace(job, status=status, error=error, finished=stamp, updated=stamp,
-                                  delivery=delivery, **changes))
+        job = self._write(
+            replace(
+                job, status=status, error=error, finished=stamp, updated=stamp, delivery=delivery, **changes
+            )
+        )
         self._index(job)
         (self.folder / job.id / INPUT).unlink(missing_ok=True)
         return job
@@ -201,7 +215,7 @@ class FolderJobs(JobBackend):
                 start = ids.index(cursor) + 1
             except ValueError:
                 raise unknown_cursor(cursor) from None
-        chosen = ids[start:start + limit]
+        chosen = ids[start : start + limit]
         jobs = [self._jobs[i] for i in chosen if i in self._jobs]
         more = start + limit < len(ids)
         return Page(jobs, chosen[-1] if more and chosen else None)
@@ -253,8 +267,9 @@ class FolderJobs(JobBackend):
 
     def expire(self, at: float | None = None) -> int:
         cutoff = (at or now()) - self.retention
-        old = [job.id for job in list(self._jobs.values())
-               if job.finished is not None and job.finished < cutoff]
+        old = [
+            job.id for job in list(self._jobs.values()) if job.finished is not None and job.finished < cutoff
+        ]
         for job_id in old:
             self.delete(job_id)
         return len(old)

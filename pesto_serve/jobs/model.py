@@ -36,14 +36,17 @@ def too_many_attempts(attempts: int) -> str:
 def unknown_cursor(cursor: str) -> ServiceError:
     """404, as any well-formed job id that names no job (a malformed one is a 400)."""
     return ServiceError(
-        404, f"cursor {cursor!r} names no job of this list (its job expired or was deleted); "
-        "start again without a cursor", "cursor",
+        404,
+        f"cursor {cursor!r} names no job of this list (its job expired or was deleted); "
+        "start again without a cursor",
+        "cursor",
     )
 
 
 def queue_full(unfinished: int) -> ServiceError:
     return ServiceError(
-        503, f"the job queue is full ({unfinished} jobs not finished; PESTO_QUEUE_SIZE plus "
+        503,
+        f"the job queue is full ({unfinished} jobs not finished; PESTO_QUEUE_SIZE plus "
         "PESTO_SLOTS bounds them); retry later",
         headers={"Retry-After": RETRY_AFTER_SECONDS},
     )

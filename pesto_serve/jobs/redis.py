@@ -224,8 +224,7 @@ def _unavailable(method):
                 f"({type(error).__name__}: {error}); retry shortly"
             ) from error
         except redis.ResponseError as error:
-            refused = isinstance(error, (redis.exceptions.OutOfMemoryError,
-                                         redis.exceptions.ReadOnlyError))
+            refused = isinstance(error, (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError))
             if not refused and "MISCONF" not in str(error):
                 raise
             raise StoreUnavailable(
@@ -239,8 +238,15 @@ def _unavailable(method):
 class RedisJobs(JobBackend):
     """Jobs in Redis, shared by every replica that names the same URL and prefix."""
 
-    def __init__(self, url: str, retention: float, visibility_timeout: float, max_attempts: int,
-                 prefix: str | None = None, volume: ResultVolume | None = None):
+    def __init__(
+        self,
+        url: str,
+        retention: float,
+        visibility_timeout: float,
+        max_attempts: int,
+        prefix: str | None = None,
+        volume: ResultVolume | None = None,
+    ):
         self.retention = retention
         self.volume = volume
         """Where results too large for Redis's memory go, if anywhere."""
@@ -302,10 +308,24 @@ class RedisJobs(JobBackend):
         }
         key = submission.idempotency_key
         outcome, value = self._submit(
-            keys=[self._k("idem", key or "-"), self._k("counts"), self._k("job", job_id),
-                  self._k("input", job_id), self.queue, self._k("jobs")],
-            args=[job_id, submission.body, json.dumps(record), repr(created), limit,
-                  "1" if key else "0", self._key_ttl, submission.webhook or ""],
+            keys=[
+                self._k("idem", key or "-"),
+                self._k("counts"),
+                self._k("job", job_id),
+                self._k("input", job_id),
+                self.queue,
+                self._k("jobs"),
+            ],
+            args=[
+                job_id,
+                submission.body,
+                json.dumps(record),
+                repr(created),
+                limit,
+                "1" if key else "0",
+                self._key_ttl,
+                submission.webhook or "",
+            ],
         )
         if outcome == -1:
             raise queue_full(int(value))
@@ -377,16 +397,23 @@ class RedisJobs(JobBackend):
                 return None
             self._last_reclaim = moment
         answer = self.client.xautoclaim(
-            self.queue, CONSUMER_GROUP, consumer, int(self.visibility_timeout * 1000),
-            start_id="0-0", count=1,
+            self.queue,
+            CONSUMER_GROUP,
+            consumer,
+            int(self.visibility_timeout * 1000),
+            start_id="0-0",
+            count=1,
         )
         entries = answer[1] if answer else []
         if not entries:
             return None
         with self._reclaim_lock:
             self._last_reclaim = 0.0  # there may be more: the next free slot looks again
-        log.warning("job entry %s was idle for %g s (its replica stopped): running it again",
-                    entries[0][0].decode(), self.visibility_timeout)
+        log.warning(
+            "job entry %s was idle for %g s (its replica stopped): running it again",
+            entries[0][0].decode(),
+            self.visibility_timeout,
+        )
         return entries[0]
 
     @_unavailable
@@ -405,8 +432,9 @@ class RedisJobs(JobBackend):
         idle_ms = int(self.visibility_timeout * 1000) + 1
         pipe = self.client.pipeline(transaction=False)
         for claim in claims:
-            pipe.xclaim(self.queue, CONSUMER_GROUP, self.consumer, 0, [claim.token],
-                        idle=idle_ms, justid=True)
+            pipe.xclaim(
+                self.queue, CONSUMER_GROUP, self.consumer, 0, [claim.token], idle=idle_ms, justid=True
+            )
         pipe.execute()
 
     @_unavailable
@@ -450,15 +478,38 @@ class RedisJobs(JobBackend):
             return None
         return self.get(job_id)
 
-    def _store_outcome(self, job_id: str, status: str, message: str, results: dict,
-                       pairs: list, cancelled_message: str = CANCELLED_WHILE_RUNNING) -> bytes | None:
+    def _store_outcome(
+        self,
+        job_id: str,
+        status: str,
+        message: str,
+        results: dict,
+        pairs: list,
+        cancelled_message: str = CANCELLED_WHILE_RUNNING,
+    ) -> bytes | None:
         stamp = now()
         return self._finish(
-            keys=[self._k("job", job_id), self._k("counts"), self._k("result", job_id),
-                  self._k("input", job_id), self.queue, self._k("expiry"), self._k("webhooks")],
-            args=[status, message, json.dumps(results), repr(stamp), self._key_ttl,
-                  repr(stamp + self.retention), CONSUMER_GROUP, cancelled_message,
-                  json.dumps({"state": "pending", "attempts": 0}), *pairs],
+            keys=[
+                self._k("job", job_id),
+                self._k("counts"),
+                self._k("result", job_id),
+                self._k("input", job_id),
+                self.queue,
+                self._k("expiry"),
+                self._k("webhooks"),
+            ],
+            args=[
+                status,
+                message,
+                json.dumps(results),
+                repr(stamp),
+                self._key_ttl,
+                repr(stamp + self.retention),
+                CONSUMER_GROUP,
+                cancelled_message,
+                json.dumps({"state": "pending", "attempts": 0}),
+                *pairs,
+            ],
         )
 
     # -- read ----------------------------------------------------------------------------
@@ -473,20 +524,22 @@ class RedisJobs(JobBackend):
         fields = {k.decode(): v.decode() for k, v in record.items()}
         static = json.loads(fields.get("record") or "{}")
         delivery = fields.get("delivery")
-        return Job.from_json({
-            **static,
-            "id": job_id,
-            "status": fields.get("status", PENDING),
-            "error": fields.get("error") or None,
-            "created": float(fields.get("created") or 0),
-            "updated": float(fields.get("updated") or 0),
-            "finished": float(fields["finished"]) if fields.get("finished") else None,
-            "results": json.loads(fields.get("results") or "{}"),
-            "progress": int(fields["progress"]) if fields.get("progress") else None,
-            "attempts": int(fields.get("attempts") or 0),
-            "cancel_requested": fields.get("cancel") == "1",
-            "delivery": json.loads(delivery) if delivery else None,
-        })
+        return Job.from_json(
+            {
+                **static,
+                "id": job_id,
+                "status": fields.get("status", PENDING),
+                "error": fields.get("error") or None,
+                "created": float(fields.get("created") or 0),
+                "updated": float(fields.get("updated") or 0),
+                "finished": float(fields["finished"]) if fields.get("finished") else None,
+                "results": json.loads(fields.get("results") or "{}"),
+                "progress": int(fields["progress"]) if fields.get("progress") else None,
+                "attempts": int(fields.get("attempts") or 0),
+                "cancel_requested": fields.get("cancel") == "1",
+                "delivery": json.loads(delivery) if delivery else None,
+            }
+        )
 
     @_unavailable
     def page(self, limit: int, cursor: str | None) -> Page:
@@ -552,9 +605,17 @@ class RedisJobs(JobBackend):
         job = self.get(job_id)
         key = job.idempotency_key if job else None
         self._delete(
-            keys=[self._k("job", job_id), self._k("counts"), self._k("result", job_id),
-                  self._k("input", job_id), self._k("jobs"), self._k("expiry"),
-                  self._k("webhooks"), self._k("idem", key) if key else "", self.queue],
+            keys=[
+                self._k("job", job_id),
+                self._k("counts"),
+                self._k("result", job_id),
+                self._k("input", job_id),
+                self._k("jobs"),
+                self._k("expiry"),
+                self._k("webhooks"),
+                self._k("idem", key) if key else "",
+                self.queue,
+            ],
             args=[job_id, CONSUMER_GROUP],
         )
         if self.volume is not None:
@@ -565,8 +626,9 @@ class RedisJobs(JobBackend):
         stored = job.results[key]
         names = [item.file for item in (stored if isinstance(stored, list) else [stored])]
         results = {k: v for k, v in job.results.items() if k != key}
-        encoded = json.dumps({k: [vars(i) for i in v] if isinstance(v, list) else vars(v)
-                              for k, v in results.items()})
+        encoded = json.dumps(
+            {k: [vars(i) for i in v] if isinstance(v, list) else vars(v) for k, v in results.items()}
+        )
         pipe = self.client.pipeline()
         pipe.hdel(self._k("result", job.id), *names)
         pipe.hset(self._k("job", job.id), "results", encoded)
@@ -582,8 +644,9 @@ class RedisJobs(JobBackend):
         try:
             expired = 0
             for _ in range(SWEEP_BATCHES):
-                old = self.client.zrangebyscore(self._k("expiry"), "-inf", at or now(), start=0,
-                                                num=SWEEP_BATCH)
+                old = self.client.zrangebyscore(
+                    self._k("expiry"), "-inf", at or now(), start=0, num=SWEEP_BATCH
+                )
                 for job_id in old:
                     self.delete(job_id.decode())
                 expired += len(old)
@@ -629,4 +692,3 @@ class RedisJobs(JobBackend):
 
     def close(self) -> None:
         self.client.close()
-

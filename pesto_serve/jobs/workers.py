@@ -34,8 +34,7 @@ class Workers:
 
     def start(self) -> None:
         for number in range(self.count):
-            self._threads.append(threading.Thread(
-                target=self._work, name=f"pesto-job-{number}", daemon=True))
+            self._threads.append(threading.Thread(target=self._work, name=f"pesto-job-{number}", daemon=True))
         self._threads.append(threading.Thread(target=self._keep, name="pesto-jobs-keeper", daemon=True))
         for thread in self._threads:
             thread.start()
@@ -93,6 +92,5 @@ class Workers:
 
     def _available(self) -> None:
         if self._unavailable_since is not None:
-            log.info("the job store answers again after %.1f s",
-                     time.monotonic() - self._unavailable_since)
+            log.info("the job store answers again after %.1f s", time.monotonic() - self._unavailable_since)
             self._unavailable_since = None

@@ -77,22 +77,45 @@ def mount_page(app: bottle.Bottle, service: "Service") -> None:
 
 def openapi_paths() -> dict:
     """The page's routes as OpenAPI path items: the document lists every route."""
-    error = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    files = {media.split(";")[0]: {"schema": {"type": "string"}} for name, media in FILES.items() if name != "index.html"}
+    error = {
+        "description": "error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    files = {
+        media.split(";")[0]: {"schema": {"type": "string"}}
+        for name, media in FILES.items()
+        if name != "index.html"
+    }
     files["application/json"] = {"schema": {"type": "object"}}
     return {
-        "/": {"get": {
-            "summary": "The try-it page: a form made from this service's schemas (HTML)",
-            "responses": {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}},
-        }},
-        "/page/{name}": {"get": {
-            "summary": "A file of the try-it page: its script, its style, how to show each field",
-            "parameters": [{
-                "name": "name", "in": "path", "required": True,
-                "schema": {"type": "string", "enum": [*(n for n in FILES if n != "index.html"), "fields.json"]},
-            }],
-            "responses": {"200": {"description": "the file", "content": files}, "404": error},
-        }},
+        "/": {
+            "get": {
+                "summary": "The try-it page: a form made from this service's schemas (HTML)",
+                "responses": {
+                    "200": {
+                        "description": "the page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/page/{name}": {
+            "get": {
+                "summary": "A file of the try-it page: its script, its style, how to show each field",
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "enum": [*(n for n in FILES if n != "index.html"), "fields.json"],
+                        },
+                    }
+                ],
+                "responses": {"200": {"description": "the file", "content": files}, "404": error},
+            }
+        },
     }
 
 

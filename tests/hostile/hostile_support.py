@@ -33,8 +33,14 @@ class Answer:
         return json.loads(self.body)
 
 
-def send(server: Server, method: str, path: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None, timeout: float = 30.0) -> Answer:
+def send(
+    server: Server,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> Answer:
     """One request on a connection of its own, exactly as given (no client-side fixing up)."""
     host, port = server.url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
@@ -69,8 +75,9 @@ class Service:
         return send(self.server, method, path, body, headers)
 
     def post(self, value) -> Answer:
-        return self.send("POST", "/api/v1/process", json.dumps(value).encode(),
-                         {"Content-Type": "application/json"})
+        return self.send(
+            "POST", "/api/v1/process", json.dumps(value).encode(), {"Content-Type": "application/json"}
+        )
 
     def log_size(self) -> int:
         return self.server.log.stat().st_size

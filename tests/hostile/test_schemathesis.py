@@ -49,8 +49,12 @@ def meet_rules_beyond_the_schema(case) -> None:
 
 def hypothesis_settings(examples: int, **more) -> settings:
     return settings(
-        max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck), **more,
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        **more,
     )
 
 

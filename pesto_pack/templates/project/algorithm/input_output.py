@@ -22,7 +22,9 @@ class Input:
 
 @dataclass
 class Output:
-    image: np.ndarray = definition(Definition.Image, description="The image mirrored left to right, times the gain")
+    image: np.ndarray = definition(
+        Definition.Image, description="The image mirrored left to right, times the gain"
+    )
     summary: str = field("One line about the image")
     mean: float = field("The mean pixel value of the answered image")
     stats: dict = definition(Definition.Metadata, description="The image's bands, height and width")

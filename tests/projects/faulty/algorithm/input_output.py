@@ -5,9 +5,7 @@ from pesto_pack.fields import field
 
 @dataclass
 class Input:
-    mode: str = field(
-        "ok, raise, bad_output, undeclared_output, not_an_output or sleep", required=True
-    )
+    mode: str = field("ok, raise, bad_output, undeclared_output, not_an_output or sleep", required=True)
     seconds: float = field("How long `sleep` sleeps", default=0.0)
 
 

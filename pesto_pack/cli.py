@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pesto_pack.cli_options import add_profiles_option
 from pesto_pack.errors import PestoError
 
 EXIT_ERROR = 1
@@ -85,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         "(~/.pesto/NAME/VERSION by default). The image's tag is the last line printed.",
     )
     _project_argument(build)
-    _profiles_argument(build)
+    add_profiles_option(build)
     build.add_argument(
         "--base-image",
         metavar="IMAGE",
@@ -115,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         "folders) against the project's image, building it first when it is missing.",
     )
     _project_argument(test)
-    _profiles_argument(test)
+    add_profiles_option(test)
     test.add_argument("--image", help="image to test (default: the project's NAME:VERSION[-PROFILE...])")
     test.add_argument("--results", type=Path, metavar="PATH", help="where to write results.json")
     test.add_argument(
@@ -163,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         "Redis-backed stateful service). docs/deploy.md explains each object.",
     )
     _project_argument(deploy)
-    _profiles_argument(deploy)
+    add_profiles_option(deploy)
     deploy.add_argument(
         "--image", required=True, metavar="REF", help="the pushed image (`pesto-pack push` prints it)"
     )
@@ -211,19 +212,6 @@ def _project_argument(parser: argparse.ArgumentParser) -> None:
         default=Path("."),
         metavar="PROJECT_DIR",
         help="the project folder (default: the current folder)",
-    )
-
-
-def _profiles_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-p",
-        "--profile",
-        dest="profiles",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="PROFILE",
-        help="profiles to apply, in order (e.g. -p gpu stateful)",
     )
 
 

@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+from pesto_pack.cli_options import add_profiles_option
 from pesto_pack.errors import PayloadError, PestoError
 from pesto_pack.inputs import add_request_arguments
 
@@ -43,16 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the answer as files in a test folder's output/ layout (image.png, "
         "mean.float, ...) instead of printing it as JSON",
     )
-    parser.add_argument(
-        "-p",
-        "--profile",
-        dest="profiles",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="PROFILE",
-        help="profiles to apply to a project folder (an image has its own)",
-    )
+    add_profiles_option(parser, "profiles to apply to a project folder (an image has its own)")
     parser.add_argument(
         "-e",
         "--env",

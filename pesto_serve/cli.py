@@ -11,6 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from pesto_pack.cli_options import add_profiles_option
 from pesto_pack.errors import PestoError
 from pesto_serve import logs
 from pesto_serve.host import project_on_host
@@ -32,16 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--host", help="address to listen on (PESTO_HOST; default 127.0.0.1: this machine only)"
     )
     parser.add_argument("--port", type=int, help="port to listen on (PESTO_PORT; default 8080; 0: any free)")
-    parser.add_argument(
-        "-p",
-        "--profile",
-        dest="profiles",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="PROFILE",
-        help="profiles to apply, in order (e.g. -p stateful)",
-    )
+    add_profiles_option(parser, "profiles to apply, in order (e.g. -p stateful)")
     parser.add_argument("--slots", type=_count(1), help="requests processed at once (PESTO_SLOTS)")
     parser.add_argument("--queue-size", type=_count(0), help="requests that may wait (PESTO_QUEUE_SIZE)")
     parser.add_argument("--jobs-dir", type=Path, help="folder of stateful jobs (PESTO_JOBS_DIR)")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pesto_pack.cli_options import add_profiles_option
 from pesto_pack.errors import PayloadError, PestoError
 from pesto_pack.folders import read_folder, write_answer
 from pesto_pack.inputs import add_request_arguments, parse_inputs
@@ -333,16 +334,7 @@ def main_on_host(argv: list[str]) -> int:
     )
     parser.add_argument("project_dir", type=Path, metavar="PROJECT_DIR")
     add_run_arguments(parser)
-    parser.add_argument(
-        "-p",
-        "--profile",
-        dest="profiles",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="PROFILE",
-        help="profiles to apply, in order (e.g. -p stateful)",
-    )
+    add_profiles_option(parser, "profiles to apply, in order (e.g. -p stateful)")
     args = parser.parse_args(argv)
     return main_on_host_with(args.project_dir, args.profiles, options_of(args), args.log_format)
 

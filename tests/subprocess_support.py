@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -54,6 +55,28 @@ class Server:
                 pass
             time.sleep(0.05)
         pytest.fail(f"the service was not ready in {START_TIMEOUT} s:\n{self.log_text()}")
+
+    def wait_until_busy(self, slots: int = 1, timeout: float = 10.0) -> None:
+        """Until `slots` slots run a request, as `/metrics` says."""
+        deadline = time.monotonic() + timeout
+        while f"pesto_slots_busy {float(slots)}" not in self.get("/metrics").text:
+            assert time.monotonic() < deadline, f"no {slots} busy slot(s) within {timeout} s"
+            time.sleep(0.01)
+
+    def sleeping_request(self, seconds: float, answers: list) -> threading.Thread:
+        """A `faulty` project's request that sleeps `seconds`, sent in a thread once started;
+        its answer (or the exception it met) is appended to `answers`. Returns once it runs."""
+
+        def send() -> None:
+            try:
+                answers.append(self.post("/api/v1/process", json={"mode": "sleep", "seconds": seconds}))
+            except requests.RequestException as error:
+                answers.append(error)
+
+        thread = threading.Thread(target=send)
+        thread.start()
+        self.wait_until_busy()
+        return thread
 
     def exit_status(self, timeout: float = 20.0) -> int:
         try:

@@ -8,7 +8,6 @@ import json
 import signal
 import socket
 import sys
-import threading
 import time
 
 import numpy as np
@@ -193,16 +192,7 @@ def test_an_input_schema_jsonschema_refuses_stops_the_start_naming_the_file(tmp_
 def test_sigterm_finishes_running_requests_then_exits_zero(tmp_path):
     with running(pesto_serve("faulty"), tmp_path, {"PESTO_GRACE_PERIOD": "10"}) as server:
         answers = []
-        request = threading.Thread(
-            target=lambda: answers.append(
-                server.post("/api/v1/process", json={"mode": "sleep", "seconds": 1.0})
-            )
-        )
-        request.start()
-        deadline = time.monotonic() + 10
-        while "pesto_slots_busy 1.0" not in server.get("/metrics").text:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        request = server.sleeping_request(1.0, answers)
         server.process.send_signal(signal.SIGTERM)
         assert server.exit_status() == 0
         request.join(10)
@@ -214,22 +204,14 @@ def test_sigterm_finishes_running_requests_then_exits_zero(tmp_path):
 
 def test_sigterm_gives_up_after_the_grace_period(tmp_path):
     with running(pesto_serve("faulty"), tmp_path, {"PESTO_GRACE_PERIOD": "0.2"}) as server:
-
-        def abandoned_request():
-            with pytest.raises(requests.ConnectionError):
-                server.post("/api/v1/process", json={"mode": "sleep", "seconds": 30})
-
-        request = threading.Thread(target=abandoned_request)
-        request.start()
-        deadline = time.monotonic() + 10
-        while "pesto_slots_busy 1.0" not in server.get("/metrics").text:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        answers = []
+        request = server.sleeping_request(30, answers)
         started = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         assert server.exit_status() == 0
         assert time.monotonic() - started < 10
         request.join(10)
+    assert isinstance(answers[0], requests.ConnectionError), answers
     assert "still running are dropped" in server.log_text()
 
 
@@ -239,16 +221,7 @@ def test_a_request_past_the_queue_is_refused_before_its_body_is_parsed(tmp_path)
     env = {"PESTO_QUEUE_SIZE": "0"}
     with running(pesto_serve("faulty"), tmp_path, env) as server:
         answers = []
-        busy = threading.Thread(
-            target=lambda: answers.append(
-                server.post("/api/v1/process", json={"mode": "sleep", "seconds": 2.0})
-            )
-        )
-        busy.start()
-        deadline = time.monotonic() + 10
-        while "pesto_slots_busy 1.0" not in server.get("/metrics").text:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        busy = server.sleeping_request(2.0, answers)
         began = time.monotonic()
         refused = server.post(
             "/api/v1/process", data=b"{not json", headers={"Content-Type": "application/json"}

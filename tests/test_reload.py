@@ -97,14 +97,9 @@ def processes_serving(project: Path) -> list[int]:
 
 
 @pytest.mark.slow
-def test_reload_serves_the_new_code_shows_a_syntax_error_and_comes_back(
-    chromium, browser_artifacts, tmp_path
-):
-    project = copy_project("echo", tmp_path)
-    process_py = project / "algorithm" / "process.py"
-    process_py.write_text(ECHO.format(expression="input.text"))
+def start_reloading(project: Path, tmp_path: Path) -> tuple[subprocess.Popen, str, Path]:
+    """`pesto-serve PROJECT --reload` on a free port: the supervisor, its URL, its log file."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log = tmp_path / "reload.log"
     with log.open("wb") as output_file:
         supervisor = subprocess.Popen(
@@ -112,6 +107,16 @@ def test_reload_serves_the_new_code_shows_a_syntax_error_and_comes_back(
             stdout=output_file,
             stderr=subprocess.STDOUT,
         )
+    return supervisor, f"http://127.0.0.1:{port}", log
+
+
+def test_reload_serves_the_new_code_shows_a_syntax_error_and_comes_back(
+    chromium, browser_artifacts, tmp_path
+):
+    project = copy_project("echo", tmp_path)
+    process_py = project / "algorithm" / "process.py"
+    process_py.write_text(ECHO.format(expression="input.text"))
+    supervisor, url, log = start_reloading(project, tmp_path)
     try:
         assert wait_until(lambda: answered_text(url), "the first start", log) == "hello"
 
@@ -173,15 +178,7 @@ def test_reload_serves_the_new_code_shows_a_syntax_error_and_comes_back(
 
 def test_the_service_stops_when_its_supervisor_is_killed(tmp_path):
     project = copy_project("echo", tmp_path)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "reload.log"
-    with log.open("wb") as output_file:
-        supervisor = subprocess.Popen(
-            [str(PESTO_SERVE), str(project), "--reload", "--port", str(port)],
-            stdout=output_file,
-            stderr=subprocess.STDOUT,
-        )
+    supervisor, url, log = start_reloading(project, tmp_path)
     try:
         wait_until(lambda: answered_text(url), "the first start", log)
         children = [pid for pid in processes_serving(project) if pid != supervisor.pid]

@@ -28,6 +28,19 @@ def folder_of(project: Path, number: int) -> Path:
     return project / "pesto" / "tests" / "resources" / f"test_{number}"
 
 
+def options_sending_test_1(project: Path) -> list[str]:
+    """The `-i` options that send the template's test_1 inputs: a file, a number, a text."""
+    inputs = folder_of(project, 1) / "input"
+    return [
+        "-i",
+        f"image=@{inputs / 'image.png'}",
+        "-i",
+        f"gain={(inputs / 'gain.float').read_text().strip()}",
+        "-i",
+        f"label={(inputs / 'label.string').read_text()}",
+    ]
+
+
 def differences(project: Path, expected: dict, actual: dict) -> dict:
     """Key to how `actual` differs from `expected`, each output compared by its type."""
     output_schema = load(project).api.output_schema

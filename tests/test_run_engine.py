@@ -26,6 +26,7 @@ from run_support import (
     expected_output,
     folder_of,
     make_template,
+    options_sending_test_1,
 )
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -59,18 +60,7 @@ def items(project: Path, folder: Path, count: int, broken: int | None = None) ->
 
 
 def test_one_request_against_the_image_answers_its_test_folder(project, image, engine):
-    inputs = folder_of(project, 1) / "input"
-    done = command(
-        PESTO_PACK,
-        "run",
-        image,
-        "-i",
-        f"image=@{inputs / 'image.png'}",
-        "-i",
-        f"gain={(inputs / 'gain.float').read_text().strip()}",
-        "-i",
-        f"label={(inputs / 'label.string').read_text()}",
-    )
+    done = command(PESTO_PACK, "run", image, *options_sending_test_1(project))
 
     assert differences(project, expected_output(project, 1), answer_of(done)) == {}
     assert run_containers(engine) == []

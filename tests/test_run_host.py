@@ -29,6 +29,7 @@ from run_support import (
     expected_output,
     folder_of,
     make_template,
+    options_sending_test_1,
 )
 
 PROJECTS = Path(__file__).parent / "projects"
@@ -98,18 +99,7 @@ def test_pesto_serve_run_answers_each_test_folder_as_its_output(project, tmp_pat
 
 
 def test_pesto_pack_run_on_a_project_prints_the_answer_from_i_options(project):
-    inputs = folder_of(project, 1) / "input"
-    done = command(
-        PESTO_PACK,
-        "run",
-        project,
-        "-i",
-        f"image=@{inputs / 'image.png'}",
-        "-i",
-        f"gain={(inputs / 'gain.float').read_text().strip()}",
-        "-i",
-        f"label={(inputs / 'label.string').read_text()}",
-    )
+    done = command(PESTO_PACK, "run", project, *options_sending_test_1(project))
 
     assert differences(project, expected_output(project, 1), answer_of(done)) == {}
 

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from pesto_pack.cli_options import add_profiles_option
@@ -107,20 +108,11 @@ def environment_of(options: list[str]) -> dict[str, str]:
 
 def on_host(args: argparse.Namespace) -> int:
     """As `pesto-serve run PROJECT_DIR`: the same runner, in this process."""
-    from pesto_serve.run import RunOptions, main_on_host_with
+    from pesto_serve.run import main_on_host_with, options_of
 
     os.environ.update(args.environment)  # read as the runtime's settings, as in a container
-    output = "-" if args.output is None else f"{args.output}{os.sep}"
-    options = RunOptions(
-        output=output,
-        inputs=args.inputs,
-        input_dir=args.input_dir,
-        output_dir=args.output_dir,
-        each=args.each,
-        force=args.force,
-        progress=args.progress,
-    )
-    return main_on_host_with(Path(args.target), args.profiles, options)
+    output = "-" if args.output is None else f"{args.output}{os.sep}"  # -o names a folder
+    return main_on_host_with(Path(args.target), args.profiles, replace(options_of(args), output=output))
 
 
 def one_request_in_container(args: argparse.Namespace) -> int:

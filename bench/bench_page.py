@@ -166,15 +166,10 @@ def browser_time(url: str) -> None:
         return
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ):
+    sys.path.insert(0, str(REPO / "tests"))
+    from browser_support import CHROMIUM_FLAGS  # the flags the browser tests run Chromium with
+
+    for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     with tempfile.TemporaryDirectory() as profile:
         options.add_argument(f"--user-data-dir={profile}")

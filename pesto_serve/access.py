@@ -22,11 +22,18 @@ class Observed:
 
     Routes are counted by their rule (`/api/v1/jobs/<job_id>/status`), not their path, so the
     metric does not grow with every job id; requests no route matched count as `unmatched`.
+
+    `direct`: WSGI apps answering one (method, path) each without `app`, for the hot route of a
+    stateless service (`POST /api/v1/process`): bottle's routing, request and response objects
+    and header building were half of a no-op's time in the app (24 µs, 12.6 µs without).
     """
 
-    def __init__(self, app: Callable, metrics: Metrics):
+    def __init__(
+        self, app: Callable, metrics: Metrics, direct: dict[tuple[str, str], Callable] | None = None
+    ):
         self.app = app
         self.metrics = metrics
+        self.direct = direct or {}
         self._counters: dict[tuple, Any] = {}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -40,20 +47,28 @@ class Observed:
                 headers.append((CORRELATION_HEADER, correlation_id))
             return start_response(status, headers, exc_info)
 
+        method = environ.get("REQUEST_METHOD", "")
+        path = environ.get("PATH_INFO", "")
+        app = self.direct.get((method, path))
+        rule = path if app is not None else None
+        if app is None:
+            app = self.app
         if correlation_id is None:
-            body = self.app(environ, capture)
+            body = app(environ, capture)
         elif _valid_correlation_id(correlation_id):
             environ[CORRELATION_ENVIRON] = correlation_id
-            body = self.app(environ, capture)
+            body = app(environ, capture)
         else:
             correlation_id = None
+            rule = None  # refused before any route: counted as `unmatched`, as bottle's are
             body = [_refuse_correlation_id(capture)]
         duration_ms = (time.perf_counter() - started) * 1000
         status = int(statuses[-1][:3]) if statuses else 500
-        method = environ.get("REQUEST_METHOD", "")
-        path = environ.get("bottle.raw_path") or environ.get("PATH_INFO", "")
-        route = environ.get("bottle.route")
-        labels = (route.rule if route else "unmatched", method, status)
+        if rule is None:
+            path = environ.get("bottle.raw_path") or path
+            route = environ.get("bottle.route")
+            rule = route.rule if route else "unmatched"
+        labels = (rule, method, status)
         counter = self._counters.get(labels)
         if counter is None:
             counter = self.metrics.count_request(labels)  # None until the metrics are built

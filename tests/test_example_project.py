@@ -173,3 +173,17 @@ def test_the_gpu_image_built_on_the_local_base_answers_on_the_cpu(engine, images
     assert engine.images.get(tag).labels[GPUS] == "true"
     check_service(tag, expected_describe())
     assert containers_of(engine, tag) == []
+
+
+@pytest.mark.parametrize("profile", ["default", "stateful"])
+def test_pesto_pack_run_classifies_the_cat_in_one_line(engine, images, profile):
+    """The README's `pesto-pack run IMAGE -i image=@PHOTO`: the answer printed, no container left."""
+    photo = CAT / "input" / "image.png"
+    command = [
+        str(Path(sys.executable).with_name("pesto-pack")), "run", images[profile],
+        "-i", f"image=@{photo}", *(f"-e={key}={value}" for key, value in THREADS.items()),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == {"category": "Egyptian_cat"}
+    assert engine.containers.list(all=True, filters={"label": containers.RUN_LABEL}) == []

@@ -225,6 +225,18 @@ def test_an_unexpected_error_in_a_route_is_a_json_500_without_details(echo, monk
     assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
 
 
+def test_an_unexpected_error_processing_is_a_json_500_without_details(echo, monkeypatch, caplog):
+    # POST /api/v1/process is answered beside bottle (app._process_directly): the same shape.
+    monkeypatch.setattr("pesto_serve.app.to_json_bytes", lambda _: 1 / 0)
+    with caplog.at_level(logging.ERROR):
+        error = error_of(echo.post_json("/api/v1/process", {"text": "a", "number": 1}, status=500))
+    assert error["message"] == "internal error of the service; its log has the details"
+    assert any(
+        r.exc_info and r.exc_info[0] is ZeroDivisionError and "POST /api/v1/process" in r.getMessage()
+        for r in caplog.records
+    )
+
+
 class VectorType(PayloadType):
     """A plugin type whose `encode` hands back numpy values, as a quick plugin might."""
 

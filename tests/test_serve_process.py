@@ -237,6 +237,20 @@ def test_an_unexpected_error_processing_is_a_json_500_without_details(echo, monk
     )
 
 
+def test_a_correlation_id_on_process_is_echoed_and_logged(echo, caplog):
+    headers = {"X-Correlation-ID": "req-42"}
+    with caplog.at_level(logging.INFO, logger="pesto_serve.access"):
+        answer = echo.post_json("/api/v1/process", {"text": "a", "number": 1}, headers=headers)
+    assert answer.headers["X-Correlation-ID"] == "req-42"
+    assert answer.json == {"text": "a", "number": 1}
+    line = next(r for r in caplog.records if r.name == "pesto_serve.access")
+    assert line.getMessage().startswith("POST /api/v1/process 200 ")
+    assert line.correlation_id == "req-42"
+    refused = echo.post_json("/api/v1/process", {}, headers={"X-Correlation-ID": "é"}, status=400)
+    assert error_of(refused)["field"] == "X-Correlation-ID"
+    assert "X-Correlation-ID" not in refused.headers
+
+
 class VectorType(PayloadType):
     """A plugin type whose `encode` hands back numpy values, as a quick plugin might."""
 

@@ -9,6 +9,8 @@ import re
 from typing import Any
 
 from pesto_pack.project import ServiceApi
+from pesto_serve.access import MAX_CORRELATION_ID
+from pesto_serve.jobs.model import MAX_IDEMPOTENCY_KEY
 from pesto_serve.schemas import IoSchema
 
 OPENAPI_VERSION = "3.1.0"
@@ -98,9 +100,9 @@ _CORRELATION_ID = {
     "name": "X-Correlation-ID",
     "in": "header",
     "required": False,
-    "description": "any id of the caller's (1-200 printable ASCII characters): echoed in the "
+    "description": f"any id of the caller's (1-{MAX_CORRELATION_ID} printable ASCII characters): echoed in the "
     "answer, written in the access log; a job keeps it and its webhook sends it back",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$"},
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CORRELATION_ID, "pattern": "^[ -~]+$"},
 }
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
@@ -109,7 +111,7 @@ _IDEMPOTENCY_KEY = {
     "description": "a key of the caller's (e.g. a UUID): a POST with a key used within the "
     "retention answers that job (200) instead of starting another; the same key with another "
     "body is a 409",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": "^[ -~]+$"},
 }
 _WEBHOOK_URL = {
     "name": "X-Webhook-URL",
